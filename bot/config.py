@@ -1,0 +1,203 @@
+"""Every setting of the bot in one validated object: environment, optional TOML file, defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.pika.prices import PriceList
+
+ENV_PREFIX = "PIKABOT_"
+CONFIG_ENV = "PIKABOT_CONFIG"
+SECRET_ENV = {"discord_token": "DISCORD_TOKEN", "fal_key": "FAL_KEY"}
+
+MiB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names each bad setting and what is allowed."""
+
+
+class Settings(BaseSettings):
+    """The bot's configuration. Build it with `load_settings()` so errors read well."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    # Secrets: only from the environment (never from the TOML file), never printed.
+    discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN")
+    fal_key: SecretStr | None = Field(default=None, validation_alias="FAL_KEY")
+
+    # Storage.
+    database: Path = Path("data/pikabot.sqlite3")
+    data_dir: Path = Path("data")
+
+    # fal.
+    fal_queue_url: str = "https://queue.fal.run"
+    fal_rest_url: str = "https://rest.fal.ai"
+    fal_concurrency: int = Field(default=4, ge=1, le=1000)
+    fal_webhook_url: str | None = None
+    # Hosts result videos may be downloaded from: an exact host, or a suffix starting with a dot.
+    download_hosts: list[str] = Field(default_factory=lambda: [".fal.media", ".fal.run", ".fal.ai"])
+    # Inputs at most this big reach fal inline as data URIs; larger ones go through fal storage.
+    data_uri_max_bytes: int = Field(default=512 * 1024, ge=0, le=20 * MiB)
+    # After this long a job is given up: cancelled at fal and refunded.
+    job_deadline_seconds: int = Field(default=3600, ge=60)
+
+    # Discord.
+    discord_api_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+    progress_interval: float = Field(default=5.0, ge=1.0, le=300.0)
+    default_upload_limit: int = Field(default=10 * MiB, ge=1 * MiB)
+
+    # Money and fairness (PRODUCT.md §3). One credit is one US cent by default.
+    prices: PriceList = Field(default_factory=PriceList)
+    daily_allowance: int = Field(default=100, ge=0)
+    reset_hour: int = Field(default=0, ge=0, le=23)
+    guild_daily_budget: int = Field(default=1000, ge=0)
+    global_daily_budget: int = Field(default=5000, ge=0)
+    max_jobs_per_member: int = Field(default=2, ge=1, le=100)
+
+    # Disk bounds.
+    cache_max_bytes: int = Field(default=2 * 1024 * MiB, ge=10 * MiB)
+    cache_max_age_hours: float = Field(default=7 * 24, gt=0)
+    output_max_bytes: int = Field(default=200 * MiB, ge=1 * MiB)
+
+    # Operations.
+    http_port: int | None = Field(default=None, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("fal_queue_url", "fal_rest_url", "discord_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("must be a ws:// or wss:// URL")
+        return value
+
+    @field_validator("fal_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be a public https:// URL fal can reach")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.data_dir / "videos"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit values, then the environment; the TOML file arrives through init values
+        # (see load_settings) so that the environment always wins over the file.
+        return (env_settings, init_settings)
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable an error location refers to, e.g. PIKABOT_PRICES__FLAT."""
+    first = str(loc[0]) if loc else ""
+    if first in SECRET_ENV:
+        return SECRET_ENV[first]
+    if first in SECRET_ENV.values():
+        return first
+    return ENV_PREFIX + "__".join(str(part) for part in loc).upper()
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = tuple(error.get("loc", ()))
+    name = env_name(loc)
+    message = str(error.get("msg", "is invalid"))
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        return f"{name}: is not a known setting (check its spelling)"
+    shown = error.get("input")
+    secret = bool(loc) and str(loc[0]) in {*SECRET_ENV, *SECRET_ENV.values()}
+    if secret or isinstance(shown, dict | list) or shown is None:
+        return f"{name}: {message}"
+    return f"{name}: {message} (got {shown!r})"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{CONFIG_ENV}: the file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{CONFIG_ENV}: {path} is not valid TOML: {exc}") from None
+    for secret, variable in SECRET_ENV.items():
+        if secret in data or variable in data or variable.lower() in data:
+            raise ConfigError(
+                f"{path}: {variable} must come from the environment, never from a file "
+                "(files end up in backups and repositories)"
+            )
+    return data
+
+
+def _unknown_env(environ: Mapping[str, str]) -> list[str]:
+    known = {name.upper() for name in Settings.model_fields}
+    problems = []
+    for variable in environ:
+        if not variable.startswith(ENV_PREFIX) or variable == CONFIG_ENV:
+            continue
+        field = variable.removeprefix(ENV_PREFIX).split("__", 1)[0]
+        if field not in known:
+            problems.append(f"{variable}: is not a known setting (check its spelling)")
+    return problems
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment, the TOML file it names, and explicit overrides.
+
+    The environment wins over the file. Raises ConfigError listing every bad setting by the name
+    the operator set it under.
+    """
+    values: dict[str, Any] = {}
+    config_file = os.environ.get(CONFIG_ENV)
+    if config_file:
+        values.update(_read_toml(Path(config_file)))
+    values.update(overrides)
+
+    problems = _unknown_env(os.environ)
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        problems.extend(_describe(error) for error in exc.errors())
+    if problems:
+        raise ConfigError("Invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+    return settings
