@@ -1,0 +1,91 @@
+"""The credit ledger's vocabulary: entry kinds, balances, spend summaries and allowance days."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+
+class LedgerKind(StrEnum):
+    """What a ledger row records."""
+
+    RESERVE = "reserve"  # a job was accepted: its cost is held
+    SETTLE = "settle"  # the job delivered: the hold becomes a charge
+    REFUND = "refund"  # the job failed or was cancelled before fal started: the hold is released
+    GRANT = "grant"  # an admin gave one-off credits for the day
+    RESET = "reset"  # an admin reset the member: credits back what was used so far
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One append-only ledger row."""
+
+    id: int
+    ts: int
+    period: str
+    guild_id: int
+    user_id: int
+    job_id: str | None
+    kind: LedgerKind
+    amount: int
+    actor_id: int  # the member, the admin, or 0 for the bot itself
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """A member's credits in one server for one allowance day.
+
+    used = reserves - refunds; reserved = reserves - settles - refunds (still held by
+    unfinished jobs); granted = grants + resets; left = allowance + granted - used.
+    """
+
+    allowance: int
+    granted: int
+    used: int
+    reserved: int
+    left: int
+
+
+@dataclass(frozen=True, slots=True)
+class DaySpend:
+    """What a server spent on one allowance day."""
+
+    period: str
+    spent: int  # reserves - refunds: held and charged
+    settled: int  # charged for delivered videos
+    refunded: int
+    jobs: int  # reservations taken
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpend:
+    """What one member spent in a server on one allowance day."""
+
+    user_id: int
+    spent: int
+    jobs: int
+
+
+def allowance_period(now: float, reset_hour: int = 0) -> str:
+    """The allowance day that `now` (epoch seconds) falls in, as "YYYY-MM-DD".
+
+    A day runs from `reset_hour`:00 UTC to the same hour the next day and is named after the
+    date it starts on, so with reset_hour=6, 05:59 UTC on the 22nd still counts on the 21st.
+    """
+    _check_reset_hour(reset_hour)
+    shifted = datetime.fromtimestamp(now, UTC) - timedelta(hours=reset_hour)
+    return shifted.date().isoformat()
+
+
+def next_reset(now: float, reset_hour: int = 0) -> int:
+    """Epoch seconds of the next allowance reset strictly after `now`."""
+    _check_reset_hour(reset_hour)
+    start = datetime.fromisoformat(allowance_period(now, reset_hour)).replace(tzinfo=UTC)
+    return int((start + timedelta(days=1, hours=reset_hour)).timestamp())
+
+
+def _check_reset_hour(reset_hour: int) -> None:
+    if not 0 <= reset_hour <= 23:
+        raise ValueError(f"reset_hour must be 0 to 23, not {reset_hour}")

@@ -1,0 +1,1075 @@
+"""The bot's SQLite database: jobs, the credit ledger, limits, server settings, audit and meta."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Unpack
+
+import aiosqlite
+
+from bot.store.errors import (
+    AllowanceExceeded,
+    GlobalBudgetExceeded,
+    GuildBudgetExceeded,
+    MemberBlocked,
+    TooManyJobs,
+)
+from bot.store.jobs import (
+    CHANGEABLE_COLUMNS,
+    STATE_TIMESTAMPS,
+    TERMINAL_STATES,
+    UNFINISHED_STATES,
+    Job,
+    JobChanges,
+    JobState,
+    NewJob,
+    new_job_id,
+)
+from bot.store.ledger import Balance, DaySpend, LedgerEntry, LedgerKind, MemberSpend
+from bot.store.schema import Migration, apply_migrations, bundled_migrations
+from bot.store.settings import AuditEntry, Block, GuildSettings
+
+Clock = Callable[[], float]
+
+# Constant SQL fragments for the unfinished states (no user input ever reaches them).
+_UNFINISHED_SQL = ", ".join(f"'{state.value}'" for state in sorted(UNFINISHED_STATES))
+
+_BALANCE_SQL = """
+SELECT
+    COALESCE(SUM(CASE WHEN kind = 'reserve' THEN amount END), 0),
+    COALESCE(SUM(CASE WHEN kind = 'settle' THEN amount END), 0),
+    COALESCE(SUM(CASE WHEN kind = 'refund' THEN amount END), 0),
+    COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount END), 0),
+    COALESCE(SUM(CASE WHEN kind = 'reset' THEN amount END), 0)
+FROM ledger WHERE guild_id = ? AND user_id = ? AND period = ?
+"""
+
+_SPENT = "COALESCE(SUM(CASE kind WHEN 'reserve' THEN amount WHEN 'refund' THEN -amount END), 0)"
+_GUILD_SPEND_SQL = f"SELECT {_SPENT} FROM ledger WHERE period = ? AND guild_id = ?"  # noqa: S608
+_GLOBAL_SPEND_SQL = f"SELECT {_SPENT} FROM ledger WHERE period = ?"  # noqa: S608
+
+_INSERT_LEDGER_SQL = """
+INSERT INTO ledger (ts, period, guild_id, user_id, job_id, kind, amount, actor_id, note)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
+RETURNING *
+"""
+
+_GUILD_COLUMN_SQL = {
+    column: f"""
+    INSERT INTO guild_settings (guild_id, {column}, updated_at) VALUES (?, ?, ?)
+    ON CONFLICT (guild_id) DO UPDATE SET {column} = excluded.{column},
+                                         updated_at = excluded.updated_at
+    """  # noqa: S608
+    for column in ("daily_budget", "default_resolution", "audit_channel_id")
+}
+
+
+class Store:
+    """One open database. Build it with `await Store.open(path)`; close it with `async with`.
+
+    aiosqlite runs the connection on one thread, so two coroutines that each BEGIN ... COMMIT
+    would interleave their statements inside one transaction. Every database call therefore
+    holds `_lock`; writes also take SQLite's write lock up front (BEGIN IMMEDIATE) so several
+    processes sharing the file stay correct, waiting on each other through the busy timeout.
+    """
+
+    def __init__(self, db: aiosqlite.Connection, path: str, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        clock: Clock = time.time,
+        busy_timeout_ms: int = 5000,
+        migrations: Sequence[Migration] | None = None,
+    ) -> Store:
+        """Open (creating if needed) the database at `path` and apply pending migrations.
+
+        `":memory:"` gives a private in-memory database, for tests.
+        """
+        name = str(path)
+        if name != ":memory:":
+            await asyncio.to_thread(Path(name).parent.mkdir, parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves instead of sqlite3's implicit ones.
+        db = await aiosqlite.connect(name, isolation_level=None)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit survives power loss too, so a job recorded as sent is never resent.
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            chosen = bundled_migrations() if migrations is None else list(migrations)
+            await apply_migrations(db, chosen, int(clock()))
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, name, clock)
+
+    async def close(self) -> None:
+        """Close the connection; the store cannot be used afterwards."""
+        async with self._lock:
+            await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                await self._db.execute("COMMIT")
+            except BaseException:
+                # Awaited directly (not shielded) so the ROLLBACK is queued on the connection's
+                # thread before the lock is released, even when this task is being cancelled.
+                await self._db.rollback()
+                raise
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            yield self._db
+
+    async def schema_version(self) -> int:
+        """The newest migration applied to this database."""
+        async with self._read() as db:
+            return int(await _scalar(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+
+    # Jobs and reservations
+
+    async def create_job(
+        self,
+        new_job: NewJob,
+        *,
+        cost: int,
+        allowance: int,
+        guild_budget: int,
+        global_budget: int,
+        max_unfinished: int,
+        period: str,
+        actor_id: int,
+    ) -> Job:
+        """Accept a job: check every limit and write the job and its reservation, atomically.
+
+        Raises a QuotaExceeded subclass (and writes nothing) when the member is blocked, has
+        `max_unfinished` unfinished jobs already, or when `cost` would pass what the member has
+        left today, the server's budget or the global budget for `period`.
+        """
+        if cost < 0:
+            raise ValueError(f"cost must not be negative, not {cost}")
+        guild_id, user_id = new_job.guild_id, new_job.user_id
+        async with self._write() as db:
+            if await _exists(
+                db,
+                "SELECT 1 FROM blocked_members WHERE guild_id = ? AND user_id = ?",
+                (guild_id, user_id),
+            ):
+                raise MemberBlocked(cost=cost)
+            unfinished = await self._count_unfinished(db, user_id)
+            if unfinished >= max_unfinished:
+                raise TooManyJobs(cost=cost, unfinished=unfinished, limit=max_unfinished)
+            balance = await _balance(db, guild_id, user_id, period, allowance)
+            if cost > balance.left:
+                raise AllowanceExceeded(cost=cost, left=balance.left, limit=allowance)
+            guild_spent = int(await _scalar(db, _GUILD_SPEND_SQL, (period, guild_id)))
+            if guild_spent + cost > guild_budget:
+                raise GuildBudgetExceeded(
+                    cost=cost, left=guild_budget - guild_spent, limit=guild_budget
+                )
+            global_spent = int(await _scalar(db, _GLOBAL_SPEND_SQL, (period,)))
+            if global_spent + cost > global_budget:
+                raise GlobalBudgetExceeded(
+                    cost=cost, left=global_budget - global_spent, limit=global_budget
+                )
+
+            job_id = new_job_id()
+            # 40 random bits make a clash rare, not impossible; the write lock makes this safe.
+            while await _exists(db, "SELECT 1 FROM jobs WHERE id = ?", (job_id,)):
+                job_id = new_job_id()
+            now = self._now()
+            await db.execute(
+                """
+                INSERT INTO jobs (id, created_at, updated_at, state, mode, endpoint_id,
+                    request_json, input_hashes, cost, guild_id, channel_id, user_id,
+                    interaction_id, interaction_token, token_expires_at, seed, parent_job_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    job_id,
+                    now,
+                    now,
+                    JobState.QUEUED.value,
+                    str(new_job.mode),
+                    new_job.endpoint_id,
+                    new_job.request_json,
+                    json.dumps(list(new_job.input_hashes)),
+                    cost,
+                    guild_id,
+                    new_job.channel_id,
+                    user_id,
+                    new_job.interaction_id,
+                    new_job.interaction_token,
+                    new_job.token_expires_at,
+                    new_job.seed,
+                    new_job.parent_job_id,
+                ),
+            )
+            await db.execute(
+                _INSERT_LEDGER_SQL,
+                (
+                    now,
+                    period,
+                    guild_id,
+                    user_id,
+                    job_id,
+                    LedgerKind.RESERVE.value,
+                    cost,
+                    actor_id,
+                    "",
+                ),
+            )
+            job = await _job(db, job_id)
+        assert job is not None
+        return job
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        async with self._read() as db:
+            return await _job(db, job_id)
+
+    async def unfinished_jobs(self) -> list[Job]:
+        """Every job not yet in a terminal state, oldest first: what a restart must resume."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                f"SELECT * FROM jobs WHERE state IN ({_UNFINISHED_SQL}) "  # noqa: S608
+                "ORDER BY created_at, rowid"
+            )
+        return [Job.from_row(row) for row in rows]
+
+    async def count_unfinished(self, user_id: int) -> int:
+        """How many of the member's jobs (in any server) are waiting or running."""
+        async with self._read() as db:
+            return await self._count_unfinished(db, user_id)
+
+    async def _count_unfinished(self, db: aiosqlite.Connection, user_id: int) -> int:
+        return int(
+            await _scalar(
+                db,
+                f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN ({_UNFINISHED_SQL})",  # noqa: S608
+                (user_id,),
+            )
+        )
+
+    async def recent_jobs(
+        self, user_id: int, *, guild_id: int | None = None, limit: int = 10
+    ) -> list[Job]:
+        """The member's newest jobs, newest first; only in `guild_id` when given."""
+        async with self._read() as db:
+            if guild_id is None:
+                rows = await db.execute_fetchall(
+                    "SELECT * FROM jobs WHERE user_id = ? "
+                    "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                    (user_id, limit),
+                )
+            else:
+                rows = await db.execute_fetchall(
+                    "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? "
+                    "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                    (guild_id, user_id, limit),
+                )
+        return [Job.from_row(row) for row in rows]
+
+    async def newest_unfinished_job(
+        self, user_id: int, *, guild_id: int | None = None
+    ) -> Job | None:
+        """The member's newest job still waiting or running (what /pika cancel picks)."""
+        async with self._read() as db:
+            if guild_id is None:
+                rows = await db.execute_fetchall(
+                    f"SELECT * FROM jobs WHERE user_id = ? AND state IN ({_UNFINISHED_SQL}) "  # noqa: S608
+                    "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    (user_id,),
+                )
+            else:
+                rows = await db.execute_fetchall(
+                    "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? "  # noqa: S608
+                    f"AND state IN ({_UNFINISHED_SQL}) "
+                    "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    (guild_id, user_id),
+                )
+        found = list(rows)
+        return Job.from_row(found[0]) if found else None
+
+    async def transition(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        expected: Collection[JobState],
+        **changes: Unpack[JobChanges],
+    ) -> bool:
+        """Move the job to `to` only if it is in one of `expected`; return whether it moved.
+
+        This compare-and-set is what keeps a resumed job from being submitted or delivered
+        twice: of two racers, only the first finds the job still in the expected state.
+        Entering submitted, running, completed or a terminal state stamps its timestamp
+        column (unless given in `changes` or already set).
+        """
+        async with self._write() as db:
+            return await self._transition(db, job_id, to, expected, changes)
+
+    async def finish_job(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        expected: Collection[JobState],
+        outcome: LedgerKind | None,
+        actor_id: int = 0,
+        note: str = "",
+        **changes: Unpack[JobChanges],
+    ) -> bool:
+        """Move the job to terminal state `to` and settle or refund it, in one transaction.
+
+        `outcome` is LedgerKind.SETTLE, LedgerKind.REFUND, or None to leave the reservation
+        held (e.g. an unknown submission an operator must look at). Nothing happens, and False
+        is returned, when the job was not in one of `expected`.
+        """
+        if to not in TERMINAL_STATES:
+            raise ValueError(f"finish_job needs a terminal state, not {to}")
+        if outcome not in (None, LedgerKind.SETTLE, LedgerKind.REFUND):
+            raise ValueError(f"a job ends with a settle or a refund, not {outcome}")
+        async with self._write() as db:
+            moved = await self._transition(db, job_id, to, expected, changes)
+            if moved and outcome is not None:
+                await _end_reservation(db, self._now(), job_id, outcome, actor_id, note)
+            return moved
+
+    async def update_job(self, job_id: str, **changes: Unpack[JobChanges]) -> bool:
+        """Set some of a job's changeable columns without changing its state."""
+        if not changes:
+            return await self.get_job(job_id) is not None
+        assignments, params = _assignments(changes)
+        async with self._write() as db:
+            cursor = await db.execute(
+                f"UPDATE jobs SET updated_at = ?, {assignments} WHERE id = ?",  # noqa: S608
+                (self._now(), *params, job_id),
+            )
+            return bool(cursor.rowcount == 1)
+
+    async def _transition(
+        self,
+        db: aiosqlite.Connection,
+        job_id: str,
+        to: JobState,
+        expected: Collection[JobState],
+        changes: Mapping[str, Any],
+    ) -> bool:
+        if not expected:
+            raise ValueError("expected must name at least one state")
+        now = self._now()
+        assignments, params = _assignments(changes)
+        stamp = STATE_TIMESTAMPS.get(to)
+        extra = ""
+        if stamp is not None and stamp not in changes:
+            extra = f", {stamp} = COALESCE({stamp}, ?)"
+            params.append(now)
+        sets = f"state = ?, updated_at = ?{', ' + assignments if assignments else ''}{extra}"
+        states = sorted(JobState(state).value for state in expected)
+        placeholders = ", ".join("?" for _ in states)
+        cursor = await db.execute(
+            f"UPDATE jobs SET {sets} WHERE id = ? AND state IN ({placeholders})",  # noqa: S608
+            (to.value, now, *params, job_id, *states),
+        )
+        return bool(cursor.rowcount == 1)
+
+    async def settle(self, job_id: str, *, actor_id: int = 0, note: str = "") -> bool:
+        """Turn the job's reservation into a charge; False if it already ended (or none)."""
+        async with self._write() as db:
+            return await _end_reservation(
+                db, self._now(), job_id, LedgerKind.SETTLE, actor_id, note
+            )
+
+    async def refund(self, job_id: str, *, actor_id: int = 0, note: str = "") -> bool:
+        """Give the job's reservation back; False if it already ended (or none)."""
+        async with self._write() as db:
+            return await _end_reservation(
+                db, self._now(), job_id, LedgerKind.REFUND, actor_id, note
+            )
+
+    # Balances and the ledger
+
+    async def balance(self, guild_id: int, user_id: int, *, period: str, allowance: int) -> Balance:
+        """The member's credits in this server for the allowance day `period`."""
+        async with self._read() as db:
+            return await _balance(db, guild_id, user_id, period, allowance)
+
+    async def grant(
+        self,
+        guild_id: int,
+        user_id: int,
+        amount: int,
+        *,
+        period: str,
+        actor_id: int,
+        note: str = "",
+    ) -> LedgerEntry:
+        """Give the member one-off credits for the allowance day `period`."""
+        if amount <= 0:
+            raise ValueError(f"a grant must be at least 1 credit, not {amount}")
+        async with self._write() as db:
+            entry = await _append(
+                db,
+                self._now(),
+                period,
+                guild_id,
+                user_id,
+                None,
+                LedgerKind.GRANT,
+                amount,
+                actor_id,
+                note,
+            )
+            await _audit(
+                db,
+                self._now(),
+                guild_id,
+                actor_id,
+                "grant",
+                {"user_id": user_id, "amount": amount, "period": period, "note": note},
+            )
+        assert entry is not None
+        return entry
+
+    async def reset_member(
+        self, guild_id: int, user_id: int, *, period: str, actor_id: int, note: str = ""
+    ) -> LedgerEntry:
+        """Credit back what the member used in `period` and has not had credited back yet.
+
+        Afterwards the member has their full allowance (plus grants) again for that day.
+        The row is written even when there was nothing to credit, so the reset is on record.
+        """
+        async with self._write() as db:
+            row = await _fetchone(db, _BALANCE_SQL, (guild_id, user_id, period))
+            reserves, _, refunds, _, resets = (int(value) for value in row)
+            credit = max(0, reserves - refunds - resets)
+            entry = await _append(
+                db,
+                self._now(),
+                period,
+                guild_id,
+                user_id,
+                None,
+                LedgerKind.RESET,
+                credit,
+                actor_id,
+                note,
+            )
+            await _audit(
+                db,
+                self._now(),
+                guild_id,
+                actor_id,
+                "reset",
+                {"user_id": user_id, "credited": credit, "period": period, "note": note},
+            )
+        assert entry is not None
+        return entry
+
+    async def member_ledger(
+        self, guild_id: int, user_id: int, *, period: str | None = None
+    ) -> list[LedgerEntry]:
+        """The member's ledger rows in this server, oldest first; one day only when given."""
+        async with self._read() as db:
+            if period is None:
+                rows = await db.execute_fetchall(
+                    "SELECT * FROM ledger WHERE guild_id = ? AND user_id = ? ORDER BY id",
+                    (guild_id, user_id),
+                )
+            else:
+                rows = await db.execute_fetchall(
+                    "SELECT * FROM ledger WHERE guild_id = ? AND user_id = ? AND period = ? "
+                    "ORDER BY id",
+                    (guild_id, user_id, period),
+                )
+        return [_ledger_entry(row) for row in rows]
+
+    async def job_ledger(self, job_id: str) -> list[LedgerEntry]:
+        """The ledger rows of one job, oldest first."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT * FROM ledger WHERE job_id = ? ORDER BY id", (job_id,)
+            )
+        return [_ledger_entry(row) for row in rows]
+
+    async def guild_spend(self, guild_id: int, period: str) -> int:
+        """Credits held or charged in this server on the allowance day `period`."""
+        async with self._read() as db:
+            return int(await _scalar(db, _GUILD_SPEND_SQL, (period, guild_id)))
+
+    async def global_spend(self, period: str) -> int:
+        """Credits held or charged across all servers on the allowance day `period`."""
+        async with self._read() as db:
+            return int(await _scalar(db, _GLOBAL_SPEND_SQL, (period,)))
+
+    async def spend_per_day(self, guild_id: int, *, days: int = 7) -> list[DaySpend]:
+        """The server's spend on its last `days` allowance days with any activity, newest first."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                """
+                SELECT period,
+                    COALESCE(SUM(CASE kind WHEN 'reserve' THEN amount
+                                           WHEN 'refund' THEN -amount END), 0),
+                    COALESCE(SUM(CASE WHEN kind = 'settle' THEN amount END), 0),
+                    COALESCE(SUM(CASE WHEN kind = 'refund' THEN amount END), 0),
+                    COUNT(CASE WHEN kind = 'reserve' THEN 1 END)
+                FROM ledger WHERE guild_id = ? AND kind IN ('reserve', 'settle', 'refund')
+                GROUP BY period ORDER BY period DESC LIMIT ?
+                """,
+                (guild_id, days),
+            )
+        return [DaySpend(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+    async def top_members(self, guild_id: int, period: str, *, limit: int = 5) -> list[MemberSpend]:
+        """The members who spent most in this server on `period`, biggest first."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                f"""
+                SELECT user_id, {_SPENT} AS spent, COUNT(CASE WHEN kind = 'reserve' THEN 1 END)
+                FROM ledger WHERE guild_id = ? AND period = ?
+                GROUP BY user_id HAVING spent > 0 ORDER BY spent DESC, user_id LIMIT ?
+                """,  # noqa: S608
+                (guild_id, period, limit),
+            )
+        return [MemberSpend(int(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    async def failure_counts(self, guild_id: int, *, since: int) -> dict[str, int]:
+        """How many of the server's jobs failed since `since`, by error code."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT COALESCE(error_code, 'unknown'), COUNT(*) FROM jobs "
+                "WHERE guild_id = ? AND state = 'failed' AND finished_at >= ? "
+                "GROUP BY 1 ORDER BY 2 DESC",
+                (guild_id, since),
+            )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    # Limits and blocks
+
+    async def set_role_limit(
+        self, guild_id: int, role_id: int, allowance: int | None, *, actor_id: int
+    ) -> None:
+        """Set the daily allowance of members with this role; None removes the role's limit."""
+        async with self._write() as db:
+            if allowance is None:
+                await db.execute(
+                    "DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?",
+                    (guild_id, role_id),
+                )
+            else:
+                _check_allowance(allowance)
+                await db.execute(
+                    """
+                    INSERT INTO role_limits (guild_id, role_id, allowance, actor_id, updated_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (guild_id, role_id) DO UPDATE SET allowance = excluded.allowance,
+                        actor_id = excluded.actor_id, updated_at = excluded.updated_at
+                    """,
+                    (guild_id, role_id, allowance, actor_id, self._now()),
+                )
+            await _audit(
+                db,
+                self._now(),
+                guild_id,
+                actor_id,
+                "limit.role",
+                {"role_id": role_id, "allowance": allowance},
+            )
+
+    async def set_member_limit(
+        self, guild_id: int, user_id: int, allowance: int | None, *, actor_id: int
+    ) -> None:
+        """Set one member's daily allowance (it beats their roles); None removes it."""
+        async with self._write() as db:
+            if allowance is None:
+                await db.execute(
+                    "DELETE FROM member_limits WHERE guild_id = ? AND user_id = ?",
+                    (guild_id, user_id),
+                )
+            else:
+                _check_allowance(allowance)
+                await db.execute(
+                    """
+                    INSERT INTO member_limits (guild_id, user_id, allowance, actor_id, updated_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (guild_id, user_id) DO UPDATE SET allowance = excluded.allowance,
+                        actor_id = excluded.actor_id, updated_at = excluded.updated_at
+                    """,
+                    (guild_id, user_id, allowance, actor_id, self._now()),
+                )
+            await _audit(
+                db,
+                self._now(),
+                guild_id,
+                actor_id,
+                "limit.member",
+                {"user_id": user_id, "allowance": allowance},
+            )
+
+    async def role_limits(self, guild_id: int) -> dict[int, int]:
+        """Role id -> daily allowance, for every role with a limit in this server."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT role_id, allowance FROM role_limits WHERE guild_id = ?", (guild_id,)
+            )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    async def member_limits(self, guild_id: int) -> dict[int, int]:
+        """User id -> daily allowance, for every member with their own limit in this server."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT user_id, allowance FROM member_limits WHERE guild_id = ?", (guild_id,)
+            )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    async def allowance_for(
+        self, guild_id: int, user_id: int, role_ids: Iterable[int], default: int
+    ) -> int:
+        """The member's daily allowance: their own limit, else their best role's, else default."""
+        async with self._read() as db:
+            own = await _fetchone(
+                db,
+                "SELECT allowance FROM member_limits WHERE guild_id = ? AND user_id = ?",
+                (guild_id, user_id),
+            )
+            if own is not None:
+                return int(own[0])
+            rows = await db.execute_fetchall(
+                "SELECT role_id, allowance FROM role_limits WHERE guild_id = ?", (guild_id,)
+            )
+        by_role = {int(r[0]): int(r[1]) for r in rows}
+        limits = [by_role[role] for role in role_ids if role in by_role]
+        return max(limits) if limits else default
+
+    async def block_member(
+        self, guild_id: int, user_id: int, *, actor_id: int, reason: str = ""
+    ) -> None:
+        """Stop the member from generating in this server (until unblocked)."""
+        async with self._write() as db:
+            await db.execute(
+                """
+                INSERT INTO blocked_members (guild_id, user_id, actor_id, reason, created_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (guild_id, user_id) DO UPDATE SET actor_id = excluded.actor_id,
+                    reason = excluded.reason, created_at = excluded.created_at
+                """,
+                (guild_id, user_id, actor_id, reason, self._now()),
+            )
+            await _audit(
+                db, self._now(), guild_id, actor_id, "block", {"user_id": user_id, "reason": reason}
+            )
+
+    async def unblock_member(self, guild_id: int, user_id: int, *, actor_id: int) -> bool:
+        """Lift a block; False if the member was not blocked."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "DELETE FROM blocked_members WHERE guild_id = ? AND user_id = ?",
+                (guild_id, user_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await _audit(db, self._now(), guild_id, actor_id, "unblock", {"user_id": user_id})
+            return True
+
+    async def is_blocked(self, guild_id: int, user_id: int) -> bool:
+        """Whether the member is blocked in this server."""
+        async with self._read() as db:
+            return await _exists(
+                db,
+                "SELECT 1 FROM blocked_members WHERE guild_id = ? AND user_id = ?",
+                (guild_id, user_id),
+            )
+
+    async def blocked_members(self, guild_id: int) -> list[Block]:
+        """Every block in this server, oldest first."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT guild_id, user_id, actor_id, reason, created_at FROM blocked_members "
+                "WHERE guild_id = ? ORDER BY created_at, user_id",
+                (guild_id,),
+            )
+        return [Block(int(r[0]), int(r[1]), int(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+    # Server settings
+
+    async def guild_settings(self, guild_id: int) -> GuildSettings:
+        """Everything this server has set (defaults where it has set nothing)."""
+        async with self._read() as db:
+            row = await _fetchone(
+                db,
+                "SELECT daily_budget, default_resolution, audit_channel_id FROM guild_settings "
+                "WHERE guild_id = ?",
+                (guild_id,),
+            )
+            models = await db.execute_fetchall(
+                "SELECT mode, model FROM guild_default_models WHERE guild_id = ?", (guild_id,)
+            )
+            channels = await db.execute_fetchall(
+                "SELECT channel_id FROM guild_channels WHERE guild_id = ?", (guild_id,)
+            )
+            words = await db.execute_fetchall(
+                "SELECT word FROM guild_blocklist WHERE guild_id = ? ORDER BY word", (guild_id,)
+            )
+        return GuildSettings(
+            guild_id=guild_id,
+            daily_budget=None if row is None else row[0],
+            default_resolution=None if row is None else row[1],
+            audit_channel_id=None if row is None else row[2],
+            default_models={str(r[0]): str(r[1]) for r in models},
+            allowed_channels=frozenset(int(r[0]) for r in channels),
+            blocklist=tuple(str(r[0]) for r in words),
+        )
+
+    async def set_daily_budget(self, guild_id: int, budget: int | None, *, actor_id: int) -> None:
+        """Set this server's daily budget in credits; None goes back to the configured default."""
+        if budget is not None and budget < 0:
+            raise ValueError(f"a daily budget cannot be negative, not {budget}")
+        await self._set_guild_column(guild_id, "daily_budget", budget, actor_id)
+
+    async def set_default_resolution(
+        self, guild_id: int, resolution: str | None, *, actor_id: int
+    ) -> None:
+        """Set the resolution used when a member names none; None goes back to the default."""
+        await self._set_guild_column(guild_id, "default_resolution", resolution, actor_id)
+
+    async def set_audit_channel(
+        self, guild_id: int, channel_id: int | None, *, actor_id: int
+    ) -> None:
+        """Set the channel admin actions are posted to; None stops posting them."""
+        await self._set_guild_column(guild_id, "audit_channel_id", channel_id, actor_id)
+
+    async def _set_guild_column(
+        self, guild_id: int, column: str, value: int | str | None, actor_id: int
+    ) -> None:
+        async with self._write() as db:
+            await db.execute(_GUILD_COLUMN_SQL[column], (guild_id, value, self._now()))
+            await _audit(db, self._now(), guild_id, actor_id, f"settings.{column}", {column: value})
+
+    async def set_default_model(
+        self, guild_id: int, mode: str, model: str | None, *, actor_id: int
+    ) -> None:
+        """Set the model used for `mode` when a member names none; None goes back to default."""
+        async with self._write() as db:
+            if model is None:
+                await db.execute(
+                    "DELETE FROM guild_default_models WHERE guild_id = ? AND mode = ?",
+                    (guild_id, str(mode)),
+                )
+            else:
+                await db.execute(
+                    """
+                    INSERT INTO guild_default_models (guild_id, mode, model) VALUES (?, ?, ?)
+                    ON CONFLICT (guild_id, mode) DO UPDATE SET model = excluded.model
+                    """,
+                    (guild_id, str(mode), model),
+                )
+            await _audit(
+                db,
+                self._now(),
+                guild_id,
+                actor_id,
+                "settings.default_model",
+                {"mode": str(mode), "model": model},
+            )
+
+    async def allow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
+        """Add a channel where generation is allowed; False if it already was listed.
+
+        While a server lists no channel, generation is allowed everywhere.
+        """
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO guild_channels (guild_id, channel_id) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (guild_id, channel_id),
+            )
+            added = cursor.rowcount == 1
+            if added:
+                await _audit(
+                    db,
+                    self._now(),
+                    guild_id,
+                    actor_id,
+                    "channels.allow",
+                    {"channel_id": channel_id},
+                )
+            return added
+
+    async def disallow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
+        """Remove a channel from the allowed list; False if it was not listed."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "DELETE FROM guild_channels WHERE guild_id = ? AND channel_id = ?",
+                (guild_id, channel_id),
+            )
+            removed = cursor.rowcount == 1
+            if removed:
+                await _audit(
+                    db,
+                    self._now(),
+                    guild_id,
+                    actor_id,
+                    "channels.disallow",
+                    {"channel_id": channel_id},
+                )
+            return removed
+
+    async def clear_allowed_channels(self, guild_id: int, *, actor_id: int) -> None:
+        """Empty the allowed list: generation is allowed in every channel again."""
+        async with self._write() as db:
+            await db.execute("DELETE FROM guild_channels WHERE guild_id = ?", (guild_id,))
+            await _audit(db, self._now(), guild_id, actor_id, "channels.clear", {})
+
+    async def add_blocked_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
+        """Refuse prompts containing `word` (compared lowercased); False if already listed."""
+        word = _blocklist_word(word)
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO guild_blocklist (guild_id, word) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (guild_id, word),
+            )
+            added = cursor.rowcount == 1
+            if added:
+                await _audit(db, self._now(), guild_id, actor_id, "blocklist.add", {"word": word})
+            return added
+
+    async def remove_blocked_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
+        """Stop refusing `word`; False if it was not listed."""
+        word = _blocklist_word(word)
+        async with self._write() as db:
+            cursor = await db.execute(
+                "DELETE FROM guild_blocklist WHERE guild_id = ? AND word = ?", (guild_id, word)
+            )
+            removed = cursor.rowcount == 1
+            if removed:
+                await _audit(
+                    db, self._now(), guild_id, actor_id, "blocklist.remove", {"word": word}
+                )
+            return removed
+
+    # Audit and meta
+
+    async def add_audit(
+        self,
+        guild_id: int,
+        actor_id: int,
+        action: str,
+        details: Mapping[str, object] | None = None,
+    ) -> AuditEntry:
+        """Record an admin action (the store's own setters record theirs already)."""
+        async with self._write() as db:
+            return await _audit(db, self._now(), guild_id, actor_id, action, details or {})
+
+    async def audit_log(self, guild_id: int, *, limit: int = 20) -> list[AuditEntry]:
+        """The server's newest audit entries, newest first."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT id, ts, guild_id, actor_id, action, details FROM audit "
+                "WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+                (guild_id, limit),
+            )
+        return [_audit_entry(row) for row in rows]
+
+    async def get_meta(self, key: str) -> str | None:
+        """A bot-wide value kept across restarts (e.g. the hash of the last command sync)."""
+        async with self._read() as db:
+            row = await _fetchone(db, "SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Keep a bot-wide value across restarts."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at",
+                (key, value, self._now()),
+            )
+
+
+# Statement helpers shared by the methods above; each runs inside the caller's lock.
+
+
+async def _fetchone(db: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> Any:
+    async with db.execute(sql, params) as cursor:
+        return await cursor.fetchone()
+
+
+async def _scalar(db: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> Any:
+    row = await _fetchone(db, sql, params)
+    return None if row is None else row[0]
+
+
+async def _exists(db: aiosqlite.Connection, sql: str, params: Sequence[object]) -> bool:
+    return await _fetchone(db, sql, params) is not None
+
+
+async def _job(db: aiosqlite.Connection, job_id: str) -> Job | None:
+    row = await _fetchone(db, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+    return None if row is None else Job.from_row(row)
+
+
+async def _balance(
+    db: aiosqlite.Connection, guild_id: int, user_id: int, period: str, allowance: int
+) -> Balance:
+    row = await _fetchone(db, _BALANCE_SQL, (guild_id, user_id, period))
+    reserves, settles, refunds, grants, resets = (int(value) for value in row)
+    used = reserves - refunds
+    granted = grants + resets
+    return Balance(
+        allowance=allowance,
+        granted=granted,
+        used=used,
+        reserved=reserves - settles - refunds,
+        left=allowance + granted - used,
+    )
+
+
+async def _append(
+    db: aiosqlite.Connection,
+    ts: int,
+    period: str,
+    guild_id: int,
+    user_id: int,
+    job_id: str | None,
+    kind: LedgerKind,
+    amount: int,
+    actor_id: int,
+    note: str,
+) -> LedgerEntry | None:
+    """Append a ledger row; None when a uniqueness rule made it a no-op."""
+    row = await _fetchone(
+        db,
+        _INSERT_LEDGER_SQL,
+        (ts, period, guild_id, user_id, job_id, kind.value, amount, actor_id, note),
+    )
+    return None if row is None else _ledger_entry(row)
+
+
+async def _end_reservation(
+    db: aiosqlite.Connection,
+    now: int,
+    job_id: str,
+    kind: LedgerKind,
+    actor_id: int,
+    note: str,
+) -> bool:
+    # The ending mirrors the reservation (same period, member and amount) so a refund or
+    # settle always lands on the day the credits were taken from.
+    reserve = await _fetchone(
+        db,
+        "SELECT period, guild_id, user_id, amount FROM ledger "
+        "WHERE job_id = ? AND kind = 'reserve'",
+        (job_id,),
+    )
+    if reserve is None:
+        return False
+    period, guild_id, user_id, amount = reserve
+    entry = await _append(db, now, period, guild_id, user_id, job_id, kind, amount, actor_id, note)
+    return entry is not None
+
+
+async def _audit(
+    db: aiosqlite.Connection,
+    now: int,
+    guild_id: int,
+    actor_id: int,
+    action: str,
+    details: Mapping[str, object],
+) -> AuditEntry:
+    row = await _fetchone(
+        db,
+        "INSERT INTO audit (ts, guild_id, actor_id, action, details) VALUES (?, ?, ?, ?, ?) "
+        "RETURNING id, ts, guild_id, actor_id, action, details",
+        (now, guild_id, actor_id, action, json.dumps(dict(details), sort_keys=True, default=str)),
+    )
+    return _audit_entry(row)
+
+
+def _assignments(changes: Mapping[str, Any]) -> tuple[str, list[object]]:
+    unknown = set(changes) - CHANGEABLE_COLUMNS
+    if unknown:
+        raise ValueError(f"these job columns cannot be changed: {sorted(unknown)}")
+    # Column names come from the fixed whitelist above, never from user input.
+    names = sorted(changes)
+    params: list[object] = [_sql_value(changes[name]) for name in names]
+    return ", ".join(f"{name} = ?" for name in names), params
+
+
+def _sql_value(value: object) -> object:
+    if isinstance(value, str):
+        return str(value)  # a StrEnum member becomes its plain value
+    return value
+
+
+def _ledger_entry(row: Any) -> LedgerEntry:
+    return LedgerEntry(
+        id=int(row["id"]),
+        ts=int(row["ts"]),
+        period=str(row["period"]),
+        guild_id=int(row["guild_id"]),
+        user_id=int(row["user_id"]),
+        job_id=row["job_id"],
+        kind=LedgerKind(row["kind"]),
+        amount=int(row["amount"]),
+        actor_id=int(row["actor_id"]),
+        note=str(row["note"]),
+    )
+
+
+def _audit_entry(row: Any) -> AuditEntry:
+    return AuditEntry(
+        id=int(row[0]),
+        ts=int(row[1]),
+        guild_id=int(row[2]),
+        actor_id=int(row[3]),
+        action=str(row[4]),
+        details_json=str(row[5]),
+    )
+
+
+def _check_allowance(allowance: int) -> None:
+    if allowance < 0:
+        raise ValueError(f"an allowance cannot be negative, not {allowance}")
+
+
+def _blocklist_word(word: str) -> str:
+    cleaned = word.strip().casefold()
+    if not cleaned:
+        raise ValueError("a blocked word cannot be empty")
+    return cleaned
