@@ -1,0 +1,1 @@
+"""Tests for bot.media: sniffing, validation, the input cache, downloads and fitting."""
