@@ -1,0 +1,1 @@
+"""Tests of the fal client (bot/fal) against the fal emulator."""
