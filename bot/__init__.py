@@ -1,3 +1,3 @@
-"""Pika Discord bot: slash commands that turn members' prompts and images into Pika videos on fal.ai."""
+"""Pika Discord bot: slash commands that turn prompts and images into Pika videos on fal.ai."""
 
 __version__ = "0.1.0"

@@ -73,6 +73,7 @@ class NewJob:
     token_expires_at: int | None = None
     seed: int | None = None
     parent_job_id: str | None = None
+    upload_limit: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -157,6 +158,7 @@ class Job:
     seed: int | None
     parent_job_id: str | None
     delivery_path: DeliveryPath | None
+    upload_limit: int | None
 
     @property
     def request(self) -> dict[str, Any]:

@@ -216,8 +216,9 @@ class Store:
                 """
                 INSERT INTO jobs (id, created_at, updated_at, state, mode, endpoint_id,
                     request_json, input_hashes, cost, guild_id, channel_id, user_id,
-                    interaction_id, interaction_token, token_expires_at, seed, parent_job_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    interaction_id, interaction_token, token_expires_at, seed, parent_job_id,
+                    upload_limit)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (
                     job_id,
@@ -237,6 +238,7 @@ class Store:
                     new_job.token_expires_at,
                     new_job.seed,
                     new_job.parent_job_id,
+                    new_job.upload_limit,
                 ),
             )
             await db.execute(

@@ -1,0 +1,210 @@
+"""The Discord side of a job: progress edits, posting the video, telling members about failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import discord
+
+from bot.jobs import render
+from bot.jobs.messenger import Delivered, Progress
+from bot.media import fit_to_limit
+from bot.store import DeliveryPath, Job
+
+log = logging.getLogger(__name__)
+
+# The interaction token is treated as dead this long before Discord kills it, so a request that
+# starts just before expiry does not fail (and an expired token is never retried).
+TOKEN_MARGIN_S = 60
+# discord.py's Webhook.edit_message formats the id into the path; "@original" is Discord's
+# documented name for an interaction's first reply.
+ORIGINAL = cast(int, "@original")
+HISTORY_SCAN = 50  # messages looked at to find a delivery made just before a crash
+
+
+class DiscordMessenger:
+    """Posts through the interaction token while it lives, and through the bot token after."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        default_upload_limit: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._default_upload_limit = default_upload_limit
+        self._clock = clock
+
+    # -- routes ------------------------------------------------------------------------------
+
+    def token_alive(self, job: Job) -> bool:
+        """Whether the job's interaction token may still be used (never retry a dead one)."""
+        if not job.interaction_token or job.token_expires_at is None:
+            return False
+        return self._clock() < job.token_expires_at - TOKEN_MARGIN_S
+
+    def _webhook(self, job: Job) -> discord.Webhook:
+        assert job.interaction_token is not None
+        app_id = self._client.application_id
+        assert app_id is not None
+        return discord.Webhook.partial(app_id, job.interaction_token, client=self._client)
+
+    def _channel(self, job: Job) -> discord.PartialMessageable:
+        return self._client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+
+    async def _edit_progress(self, job: Job, **fields: Any) -> None:
+        if self.token_alive(job):
+            await self._webhook(job).edit_message(ORIGINAL, **fields)
+        elif job.progress_message_id is not None:
+            await self._channel(job).get_partial_message(job.progress_message_id).edit(**fields)
+
+    # -- Messenger ---------------------------------------------------------------------------
+
+    async def show_progress(self, job: Job, progress: Progress) -> None:
+        await self._edit_progress(
+            job,
+            embed=render.progress_embed(job, progress),
+            view=render.progress_view(job),
+            allowed_mentions=render.NO_MENTIONS,
+        )
+
+    async def deliver(self, job: Job, video: Path, *, resumed: bool) -> Delivered:
+        if resumed:
+            earlier = await self._find_delivery(job)
+            if earlier is not None:
+                log.info("job %s was already delivered as message %s", job.id, earlier)
+                return Delivered(DeliveryPath.CHANNEL, earlier, "found after a restart")
+        limit = job.upload_limit or self._default_upload_limit
+        upload = await self._fitting(job, video, limit)
+        if upload is None:
+            delivered = await self._post_link(job)
+        else:
+            delivered = await self._post_file(job, upload)
+        await self._mark_progress_done(job, delivered)
+        return delivered
+
+    async def tell_failure(self, job: Job, reason: str) -> None:
+        try:
+            await self._edit_progress(
+                job,
+                embed=render.failure_embed(job, reason),
+                view=None,
+                allowed_mentions=render.NO_MENTIONS,
+            )
+        except discord.HTTPException as error:
+            log.warning("job %s: could not edit the progress reply: %s", job.id, error)
+        note = f"<@{job.user_id}> your Pika job `{job.id}` ended without a video: {reason}"
+        if self.token_alive(job):
+            await self._webhook(job).send(
+                note, ephemeral=True, allowed_mentions=render.requester_only(job.user_id)
+            )
+        else:
+            await self._send_anywhere(job, content=note)
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    async def _fitting(self, job: Job, video: Path, limit: int) -> Path | None:
+        """The file to upload: the video itself if it fits, a re-encoded copy, or None."""
+        size = job.output_size if job.output_size is not None else video.stat().st_size  # noqa: ASYNC240
+        if size <= limit:
+            return video
+        fitted = video.with_suffix(".fit.mp4")
+        log.info("job %s: video is %d bytes, limit %d: re-encoding", job.id, size, limit)
+        result = await asyncio.to_thread(fit_to_limit, video, fitted, limit)
+        return None if result is None else result.path
+
+    async def _post_file(self, job: Job, upload: Path) -> Delivered:
+        content = render.result_content(job)
+        embed = render.result_embed(job)
+        mentions = render.requester_only(job.user_id)
+
+        def file() -> discord.File:
+            return discord.File(upload, filename=f"pika-{job.id}.mp4")
+
+        message: discord.Message
+        try:
+            if self.token_alive(job):
+                message = await self._webhook(job).send(
+                    content, embed=embed, file=file(), allowed_mentions=mentions, wait=True
+                )
+            else:
+                message = await self._channel(job).send(
+                    content, embed=embed, file=file(), allowed_mentions=mentions
+                )
+            return Delivered(DeliveryPath.CHANNEL, message.id)
+        except (discord.Forbidden, discord.NotFound) as error:
+            log.warning("job %s: the channel refused the video (%s); trying a DM", job.id, error)
+            return await self._dm_or_keep(job, upload, reason=str(error))
+
+    async def _dm_or_keep(self, job: Job, upload: Path, *, reason: str) -> Delivered:
+        try:
+            user = await self._client.fetch_user(job.user_id)
+            message = await user.send(
+                f"Your Pika video could not be posted in <#{job.channel_id}>, so here it is.",
+                embed=render.result_embed(job),
+                file=discord.File(upload, filename=f"pika-{job.id}.mp4"),
+                allowed_mentions=render.NO_MENTIONS,
+            )
+            return Delivered(DeliveryPath.DM, message.id, reason)
+        except discord.HTTPException as error:
+            log.warning("job %s: DM refused too (%s); keeping the video", job.id, error)
+            return Delivered(DeliveryPath.KEPT, None, f"{reason}; DM: {error}")
+
+    async def _post_link(self, job: Job) -> Delivered:
+        link = job.video_url
+        embed = render.result_embed(job, link=link)
+        message = await self._send_anywhere(job, content=render.result_content(job), embed=embed)
+        if message is None:
+            return Delivered(DeliveryPath.KEPT, None, "too large, and the channel refused a link")
+        return Delivered(DeliveryPath.LINK, message.id)
+
+    async def _send_anywhere(self, job: Job, **fields: Any) -> discord.Message | None:
+        """Send in the channel, else by DM; None if neither would take it."""
+        mentions = render.requester_only(job.user_id)
+        try:
+            return await self._channel(job).send(allowed_mentions=mentions, **fields)
+        except (discord.Forbidden, discord.NotFound):
+            pass
+        try:
+            user = await self._client.fetch_user(job.user_id)
+            return await user.send(allowed_mentions=render.NO_MENTIONS, **fields)
+        except discord.HTTPException:
+            return None
+
+    async def _mark_progress_done(self, job: Job, delivered: Delivered) -> None:
+        where = {
+            DeliveryPath.CHANNEL: "the video is below.",
+            DeliveryPath.LINK: "the video was too large to upload; its link is below.",
+            DeliveryPath.DM: "the video could not be posted here, so it was sent by DM.",
+            DeliveryPath.KEPT: f"the video could not be posted; see it with /pika job {job.id}.",
+        }[delivered.path]
+        try:
+            await self._edit_progress(
+                job,
+                embed=render.finished_embed(job, where=where),
+                view=None,
+                allowed_mentions=render.NO_MENTIONS,
+            )
+        except discord.HTTPException as error:
+            log.warning("job %s: could not update the progress reply: %s", job.id, error)
+
+    async def _find_delivery(self, job: Job) -> int | None:
+        """A message this bot already posted for the job (a crash right after posting)."""
+        me = self._client.user
+        try:
+            async for message in self._channel(job).history(limit=HISTORY_SCAN):
+                if me is not None and message.author.id != me.id:
+                    continue
+                if message.attachments and any(
+                    (embed.footer.text or "") == f"job {job.id}" for embed in message.embeds
+                ):
+                    return message.id
+        except discord.HTTPException as error:
+            log.info("job %s: could not read the channel's history: %s", job.id, error)
+        return None

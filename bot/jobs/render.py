@@ -1,0 +1,191 @@
+"""What a job looks like in Discord: the progress reply, the result post, failures, button ids."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+
+from bot.jobs.messenger import Progress, Stage
+from bot.pika import Mode
+from bot.store import Job, JobState
+
+# Buttons carry their job in the custom_id, so they work after a restart (cogs register
+# matching discord.ui.DynamicItem templates). Keep these formats stable: old messages keep them.
+BUTTON_PREFIX = "pika"
+BUTTON_ACTIONS = ("cancel", "reroll", "remix", "continue", "details", "delete")
+BUTTON_TEMPLATE = re.compile(r"pika:(?P<action>[a-z]+):(?P<job_id>[a-z2-7]{8})")
+
+MODE_TITLES = {
+    Mode.TEXT: "Text to video",
+    Mode.ANIMATE: "Animate an image",
+    Mode.FRAMES: "Keyframes",
+    Mode.SCENES: "Scenes",
+    Mode.EFFECT: "Effect",
+    Mode.SWAP: "Swap",
+    Mode.ADD: "Add to a video",
+}
+COLOUR_WAITING = discord.Colour.blurple()
+COLOUR_DONE = discord.Colour.green()
+COLOUR_FAILED = discord.Colour.red()
+PROMPT_SHOWN = 1000  # an embed description holds 4,096; a prompt is at most 1,500
+
+
+def button_id(action: str, job_id: str) -> str:
+    """The custom_id of one of a job's buttons."""
+    if action not in BUTTON_ACTIONS:
+        raise ValueError(f"unknown button action {action!r}")
+    return f"{BUTTON_PREFIX}:{action}:{job_id}"
+
+
+def requester_only(user_id: int) -> discord.AllowedMentions:
+    """Mentions that can ping the requester and nobody else, whatever the text contains."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False
+    )
+
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def _quote(text: str, limit: int = PROMPT_SHOWN) -> str:
+    text = discord.utils.escape_markdown(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _request(job: Job) -> dict[str, Any]:
+    return job.request
+
+
+def _prompt(job: Job) -> str | None:
+    prompt = _request(job).get("prompt")
+    return prompt if isinstance(prompt, str) and prompt else None
+
+
+def describe(job: Job) -> list[tuple[str, str]]:
+    """The job's parameters as (name, value) pairs, in the order a member reads them."""
+    request = _request(job)
+    pairs: list[tuple[str, str]] = [("Mode", f"{job.mode} ({job.endpoint_id.split('/', 2)[-1]})")]
+    for key, label in (
+        ("effect", "Effect"),
+        ("aspect_ratio", "Aspect ratio"),
+        ("ingredients_mode", "Ingredients"),
+        ("region", "Region"),
+    ):
+        if request.get(key):
+            pairs.append((label, str(request[key])))
+    duration = _duration(job)
+    if duration:
+        pairs.append(("Duration", f"{duration} s"))
+    resolution = request.get("resolution") or "default"
+    pairs.append(("Resolution", str(resolution)))
+    seed = request.get("seed", job.seed)
+    if seed is not None:
+        pairs.append(("Seed", str(seed)))
+    return pairs
+
+
+def _duration(job: Job) -> int | None:
+    request = _request(job)
+    if job.mode == Mode.FRAMES:
+        transitions = request.get("transitions") or []
+        images = request.get("images") or []
+        if transitions:
+            return sum(int(t.get("duration", 5)) for t in transitions)
+        return 5 * max(0, len(images) - 1)
+    duration = request.get("duration")
+    if isinstance(duration, int):
+        return duration
+    if job.mode in (Mode.TEXT, Mode.ANIMATE, Mode.SCENES):
+        return 5
+    return None
+
+
+def _base_embed(job: Job, colour: discord.Colour) -> discord.Embed:
+    title = MODE_TITLES.get(Mode(job.mode), job.mode) if job.mode in set(Mode) else job.mode
+    embed = discord.Embed(title=f"Pika · {title}", colour=colour)
+    prompt = _prompt(job)
+    if prompt:
+        embed.description = _quote(prompt)
+    embed.set_footer(text=f"job {job.id}")
+    return embed
+
+
+def progress_line(progress: Progress) -> str:
+    """One line saying where the job is."""
+    if progress.stage is Stage.WAITING:
+        if progress.position and progress.position > 1:
+            return f"Waiting in the bot's queue: position {progress.position}."
+        return "Waiting for a free slot at fal: next in line."
+    if progress.stage is Stage.FAL_QUEUE:
+        if progress.position:
+            return f"Sent to fal; waiting in fal's queue: position {progress.position}."
+        return "Sent to fal; waiting to start."
+    if progress.stage is Stage.GENERATING:
+        seconds = int(progress.elapsed_s or 0)
+        return f"Generating… {seconds // 60}:{seconds % 60:02d} so far."
+    return "Finished; fetching and posting the video…"
+
+
+def progress_embed(job: Job, progress: Progress) -> discord.Embed:
+    """The progress reply: the request and where it is now."""
+    embed = _base_embed(job, COLOUR_WAITING)
+    embed.add_field(name="Status", value=progress_line(progress), inline=False)
+    embed.add_field(name="Cost", value=f"{job.cost} credits (reserved)", inline=True)
+    return embed
+
+
+def progress_view(job: Job) -> discord.ui.View:
+    """The progress reply's buttons: Cancel for the requester."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        discord.ui.Button(
+            label="Cancel",
+            style=discord.ButtonStyle.secondary,
+            custom_id=button_id("cancel", job.id),
+        )
+    )
+    return view
+
+
+def result_embed(job: Job, *, link: str | None = None) -> discord.Embed:
+    """The delivered video's post: the parameters a member needs to make it again."""
+    embed = _base_embed(job, COLOUR_DONE)
+    for name, value in describe(job):
+        embed.add_field(name=name, value=value, inline=True)
+    if link:
+        embed.add_field(
+            name="Video",
+            value=f"Too large to upload here: [open the video]({link}) (the link expires).",
+            inline=False,
+        )
+    return embed
+
+
+def result_content(job: Job) -> str:
+    """The text above the video: it pings the requester (and only them)."""
+    return f"<@{job.user_id}> your video is ready."
+
+
+def finished_embed(job: Job, *, where: str) -> discord.Embed:
+    """The progress reply once the job is done: points to where the video went."""
+    embed = _base_embed(job, COLOUR_DONE)
+    embed.add_field(name="Status", value=f"Done: {where}", inline=False)
+    return embed
+
+
+def failure_embed(job: Job, reason: str) -> discord.Embed:
+    """The progress reply when the job ended without a video."""
+    title = "Cancelled" if job.state is JobState.CANCELLED else "No video this time"
+    embed = _base_embed(job, COLOUR_FAILED)
+    embed.add_field(name=title, value=reason[:1024], inline=False)
+    return embed
+
+
+def timestamp(epoch: int | None) -> str:
+    """A Discord timestamp that each reader sees in their own time zone."""
+    if epoch is None:
+        return "—"
+    return discord.utils.format_dt(datetime.fromtimestamp(epoch, UTC), "R")

@@ -1,0 +1,340 @@
+"""One job's life at fal and after: send, watch, fetch the video, deliver, then settle or refund."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from bot.fal import (
+    Completed,
+    FalClient,
+    FalError,
+    FalNotFound,
+    FalSubmissionUnknown,
+    InProgress,
+    Queued,
+    RequestHandle,
+)
+from bot.jobs import reasons
+from bot.jobs.messenger import Messenger, Progress, Stage
+from bot.jobs.progress import ProgressBoard
+from bot.jobs.reasons import Reason
+from bot.media import DownloadError, InputCache, download
+from bot.pika import InvalidRequest, parse_request, to_fal_body
+from bot.store import Job, JobState, LedgerKind, Store
+
+log = logging.getLogger(__name__)
+
+AT_FAL = frozenset({JobState.SUBMITTED, JobState.RUNNING})
+# Once a job is in one of these, fal's work is done: no deadline stops its delivery.
+FAL_DONE = frozenset({JobState.COMPLETED, JobState.DOWNLOADED})
+# Marks a job whose member asked to cancel it after it reached fal (survives restarts).
+CANCEL_REQUESTED = "cancel_requested"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    """What the runner needs from the settings."""
+
+    output_dir: Path
+    data_uri_max_bytes: int
+    output_max_bytes: int
+    download_hosts: Collection[str]
+    download_require_https: bool
+    poll_interval: float
+    progress_interval: float
+    deadline_seconds: int
+    webhook_url: str | None = None
+
+
+def download_rules(hosts: Collection[str], *fal_urls: str) -> tuple[frozenset[str], bool]:
+    """The hosts results may come from and whether HTTPS is required.
+
+    fal's own queue and storage hosts are always allowed. Plain HTTP is only accepted when
+    every fal URL points at this machine (the emulator in tests and the sandbox).
+    """
+    fal_hosts = {urlsplit(url).hostname or "" for url in fal_urls}
+    local = bool(fal_hosts) and fal_hosts <= LOOPBACK
+    return frozenset({*hosts, *fal_hosts} - {""}), not local
+
+
+class JobRunner:
+    """Drives one job from wherever it stands to an end state, exactly once."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        fal: FalClient,
+        cache: InputCache,
+        http: httpx.AsyncClient,
+        messenger: Messenger,
+        board: ProgressBoard,
+        config: RunnerConfig,
+        left_fal: Callable[[Job], None],
+        endpoint_gone: Callable[[str], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._fal = fal
+        self._cache = cache
+        self._http = http
+        self._messenger = messenger
+        self._board = board
+        self._config = config
+        self._left_fal = left_fal
+        self._endpoint_gone = endpoint_gone
+        self._clock = clock
+
+    async def run(self, job: Job, *, resumed: bool = False) -> None:
+        """Take the job through its remaining stages; every stage is persisted before the next.
+
+        The overall deadline bounds the time at fal; once fal has finished, the video is
+        fetched and delivered whatever the clock says.
+        """
+        deadline = job.created_at + self._config.deadline_seconds
+        try:
+            async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                await self._stages(job, until=FAL_DONE)
+        except TimeoutError:
+            await self._give_up(job.id)
+        try:
+            await self._stages(job, until=frozenset(), resumed=resumed)
+        finally:
+            self._board.forget(job.id)
+
+    async def _stages(self, job: Job, *, until: frozenset[JobState], resumed: bool = False) -> None:
+        """Run stages until the job ends or reaches a state in `until`."""
+        while True:
+            current = await self._store.get_job(job.id)
+            if current is None or current.terminal or current.state in until:
+                return
+            state = current.state
+            if state is JobState.QUEUED:
+                await self._submit(current)
+            elif state is JobState.SUBMITTING:
+                # Only a restart finds a job here: the submit may or may not have reached fal.
+                await self._fail(
+                    current, reasons.RESTARTED_WHILE_SENDING, {state}, JobState.UNKNOWN
+                )
+            elif state in AT_FAL:
+                await self._watch(current)
+            elif state is JobState.COMPLETED:
+                await self._fetch(current)
+            elif state is JobState.DOWNLOADED:
+                await self._deliver(current, resumed=resumed)
+            else:  # pragma: no cover - every state is handled above
+                raise AssertionError(f"unhandled job state {state}")
+
+    # -- stages ----------------------------------------------------------------------------
+
+    async def _submit(self, job: Job) -> None:
+        try:
+            request = parse_request(job.request_json)
+        except InvalidRequest:
+            await self._fail(job, reasons.REQUEST_UNREADABLE, {JobState.QUEUED})
+            return
+        urls: dict[str, str] = {}
+        try:
+            for ref in request.inputs:
+                data = await asyncio.to_thread(self._cache.get, ref.sha256)
+                if data is None:
+                    await self._fail(job, reasons.INPUT_GONE, {JobState.QUEUED})
+                    return
+                urls[ref.sha256] = await self._fal.file_input(
+                    data, ref.content_type, max_data_uri_bytes=self._config.data_uri_max_bytes
+                )
+        except FalError as error:
+            await self._fail(job, reasons.reason_for(error), {JobState.QUEUED})
+            return
+        body = to_fal_body(request, urls)
+        if not await self._store.transition(
+            job.id, JobState.SUBMITTING, expected={JobState.QUEUED}
+        ):
+            return  # cancelled meanwhile
+        try:
+            handle = await self._fal.submit(
+                job.endpoint_id, body, webhook_url=self._config.webhook_url
+            )
+        except FalSubmissionUnknown as error:
+            await self._fail(
+                job, reasons.reason_for(error), {JobState.SUBMITTING}, JobState.UNKNOWN
+            )
+            return
+        except FalError as error:
+            if isinstance(error, FalNotFound) and error.what == "endpoint":
+                self._endpoint_gone(job.endpoint_id)
+            await self._fail(job, reasons.reason_for(error), {JobState.SUBMITTING})
+            return
+        await self._store.transition(
+            job.id,
+            JobState.SUBMITTED,
+            expected={JobState.SUBMITTING},
+            fal_request_id=handle.request_id,
+            status_url=handle.status_url,
+            response_url=handle.response_url,
+            cancel_url=handle.cancel_url,
+            fal_queue_position=handle.queue_position,
+        )
+        log.info("job %s submitted to fal as %s", job.id, handle.request_id)
+
+    def _handle(self, job: Job) -> RequestHandle:
+        assert job.fal_request_id is not None
+        rebuilt = self._fal.handle_for(job.endpoint_id, job.fal_request_id)
+        return RequestHandle(
+            request_id=job.fal_request_id,
+            endpoint_id=job.endpoint_id,
+            status_url=job.status_url or rebuilt.status_url,
+            response_url=job.response_url or rebuilt.response_url,
+            cancel_url=job.cancel_url or rebuilt.cancel_url,
+        )
+
+    async def _watch(self, job: Job) -> None:
+        handle = self._handle(job)
+        ticker: asyncio.Task[None] | None = None
+        started: float | None = float(job.started_at) if job.started_at else None
+        try:
+            async for status in self._fal.watch(handle, poll_interval=self._config.poll_interval):
+                if isinstance(status, Queued):
+                    if status.position != job.fal_queue_position:
+                        await self._store.update_job(job.id, fal_queue_position=status.position)
+                        job = await self._fresh(job)
+                    self._board.report(job, Progress(Stage.FAL_QUEUE, position=status.position + 1))
+                elif isinstance(status, InProgress):
+                    if started is None:
+                        started = self._clock()
+                        await self._store.transition(
+                            job.id,
+                            JobState.RUNNING,
+                            expected={JobState.SUBMITTED},
+                            started_at=int(started),
+                        )
+                        job = await self._fresh(job)
+                    if ticker is None:
+                        ticker = asyncio.create_task(self._tick_generating(job, started))
+                elif isinstance(status, Completed):
+                    self._left_fal(job)
+                    await self._completed(job, status)
+                    return
+        except FalError as error:
+            self._left_fal(job)
+            await self._fail(job, reasons.reason_for(error), AT_FAL)
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+
+    async def _tick_generating(self, job: Job, started: float) -> None:
+        while True:
+            self._board.report(job, Progress(Stage.GENERATING, elapsed_s=self._clock() - started))
+            await asyncio.sleep(self._config.progress_interval)
+
+    async def _completed(self, job: Job, status: Completed) -> None:
+        fresh = await self._fresh(job)
+        if not status.ok:
+            if fresh.error_code == CANCEL_REQUESTED:
+                await self._fail(fresh, reasons.CANCELLED, AT_FAL, JobState.CANCELLED)
+            else:
+                await self._fail(
+                    fresh, reasons.model_failure(status.error, status.error_type), AT_FAL
+                )
+            return
+        await self._store.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
+
+    async def _fetch(self, job: Job) -> None:
+        self._board.report(job, Progress(Stage.DELIVERING))
+        handle = self._handle(job)
+        try:
+            result = await self._fal.result(handle)
+            await self._store.update_job(job.id, video_url=result.video.url)
+            dest = self._config.output_dir / f"{job.id}.mp4"
+            hosts, https = self._download_rules()
+            size = await download(
+                self._http,
+                result.video.url,
+                dest,
+                max_bytes=self._config.output_max_bytes,
+                allowed_hosts=hosts,
+                require_https=https,
+            )
+        except (FalError, DownloadError) as error:
+            await self._fail(job, reasons.reason_for(error), {JobState.COMPLETED})
+            return
+        await self._store.transition(
+            job.id,
+            JobState.DOWNLOADED,
+            expected={JobState.COMPLETED},
+            output_path=str(dest),
+            output_size=size,
+        )
+
+    def _download_rules(self) -> tuple[Collection[str], bool]:
+        return self._config.download_hosts, self._config.download_require_https
+
+    async def _deliver(self, job: Job, *, resumed: bool) -> None:
+        assert job.output_path is not None
+        self._board.forget(job.id)
+        delivered = await self._messenger.deliver(job, Path(job.output_path), resumed=resumed)
+        await self._store.finish_job(
+            job.id,
+            JobState.DELIVERED,
+            expected={JobState.DOWNLOADED},
+            outcome=LedgerKind.SETTLE,
+            result_message_id=delivered.message_id,
+            delivery_path=delivered.path,
+            interaction_token=None,
+        )
+        log.info("job %s delivered (%s)", job.id, delivered.path)
+
+    # -- endings ---------------------------------------------------------------------------
+
+    async def _fail(
+        self,
+        job: Job,
+        reason: Reason,
+        expected: Collection[JobState],
+        to: JobState = JobState.FAILED,
+    ) -> None:
+        moved = await self._store.finish_job(
+            job.id,
+            to,
+            expected=expected,
+            outcome=LedgerKind.REFUND,
+            note=reason.code,
+            error=reason.words,
+            error_code=reason.code,
+        )
+        if not moved:
+            return
+        log.info("job %s ended %s: %s", job.id, to, reason.code)
+        self._board.forget(job.id)
+        try:
+            await self._messenger.tell_failure(await self._fresh(job), reason.words)
+        except Exception:
+            log.exception("could not tell the member why job %s failed", job.id)
+
+    async def _give_up(self, job_id: str) -> None:
+        job = await self._store.get_job(job_id)
+        if job is None or job.terminal:
+            return
+        if job.state in AT_FAL and job.fal_request_id:
+            try:
+                await self._fal.cancel(self._handle(job))
+            except FalError as error:
+                log.warning("cancel of job %s at fal failed: %s", job.id, error)
+            self._left_fal(job)
+        minutes = max(1, self._config.deadline_seconds // 60)
+        # A submit cut off by the deadline may still have reached fal.
+        to = JobState.UNKNOWN if job.state is JobState.SUBMITTING else JobState.FAILED
+        expected = {JobState.QUEUED, JobState.SUBMITTING, *AT_FAL}
+        await self._fail(job, reasons.deadline_passed(minutes), expected, to)
+
+    async def _fresh(self, job: Job) -> Job:
+        return await self._store.get_job(job.id) or job

@@ -1,0 +1,375 @@
+"""The jobs the bot runs: accepting new ones, the fal slots, resuming after a restart, cancels."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import httpx
+
+from bot.fal import CancelOutcome, FalClient, FalError, RequestHandle
+from bot.jobs import reasons
+from bot.jobs.messenger import Messenger, Progress, Stage
+from bot.jobs.progress import ProgressBoard
+from bot.jobs.queue import FairQueue
+from bot.jobs.runner import AT_FAL, CANCEL_REQUESTED, JobRunner, RunnerConfig
+from bot.media import InputCache
+from bot.pika import SEED_MAX, PikaRequest, dump_request, price, revise
+from bot.pika.prices import PriceList
+from bot.store import Job, JobState, LedgerKind, NewJob, Store, allowance_period, next_reset
+
+log = logging.getLogger(__name__)
+
+FIRST_REPLY_GRACE_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asks for a job, where, and the interaction it came from (if any)."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    role_ids: Sequence[int] = ()
+    interaction_id: int | None = None
+    interaction_token: str | None = field(default=None, repr=False)
+    token_expires_at: int | None = None
+    upload_limit: int | None = None  # bytes one message may carry there
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The operator's defaults for quotas and budgets (admins refine them per server)."""
+
+    prices: PriceList
+    daily_allowance: int
+    reset_hour: int
+    guild_daily_budget: int
+    global_daily_budget: int
+    max_jobs_per_member: int
+    fal_concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A job written down with its reservation, and its place in the bot's queue."""
+
+    job: Job
+    position: int
+
+
+class CancelResult(StrEnum):
+    """What a cancel did, for the reply to whoever asked."""
+
+    CANCELLED = "cancelled"  # stopped before fal started it; refunded
+    REQUESTED = "requested"  # asked fal to stop; the member is told when it does
+    TOO_LATE = "too_late"  # fal has finished or is finishing; the video will come
+    ALREADY_ENDED = "already_ended"
+    SENDING = "sending"  # being sent to fal this very moment; try again
+
+
+class ModeUnavailable(Exception):
+    """The endpoint of this mode is switched off (fal no longer offers it)."""
+
+    def __init__(self, endpoint_id: str) -> None:
+        super().__init__(
+            f"This mode is switched off: fal no longer offers {endpoint_id}. The operator has "
+            "been told; the other modes still work."
+        )
+        self.endpoint_id = endpoint_id
+
+
+class Jobs:
+    """Accepts jobs, sends at most `fal_concurrency` to fal at once in fair order, and resumes.
+
+    Every job is written to SQLite (with its reservation) before it is queued, so the
+    in-memory queue is only a view of the database: a restart rebuilds it.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        fal: FalClient,
+        runner_config: RunnerConfig,
+        limits: Limits,
+        messenger: Messenger,
+        cache: InputCache,
+        http: httpx.AsyncClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.limits = limits
+        self._fal = fal
+        self._messenger = messenger
+        self._clock = clock
+        self._queue = FairQueue()
+        self._at_fal: dict[str, int] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._scheduler: asyncio.Task[None] | None = None
+        self._board_task: asyncio.Task[None] | None = None
+        self.disabled_endpoints: set[str] = set()
+        self.board = ProgressBoard(
+            messenger.show_progress, interval=runner_config.progress_interval
+        )
+        self._runner = JobRunner(
+            store=store,
+            fal=fal,
+            cache=cache,
+            http=http,
+            messenger=messenger,
+            board=self.board,
+            config=runner_config,
+            left_fal=self._left_fal,
+            endpoint_gone=self.disable_endpoint,
+            clock=clock,
+        )
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume every unfinished job, then start sending queued jobs to fal."""
+        for job in await self.store.unfinished_jobs():
+            if job.state is JobState.QUEUED:
+                self._queue.add(job.id, job.user_id, job.created_at)
+            else:
+                if job.state in AT_FAL or job.state is JobState.SUBMITTING:
+                    self._count_at_fal(job)
+                self._spawn(job, resumed=True)
+        log.info("resumed %d running and %d queued jobs", len(self._tasks), len(self._queue))
+        self._scheduler = asyncio.create_task(self._schedule(), name="pika-scheduler")
+        self._board_task = asyncio.create_task(self.board.run(), name="pika-progress")
+
+    async def close(self) -> None:
+        """Stop everything without changing any job: a restart picks them up where they are."""
+        tasks = [t for t in (self._scheduler, self._board_task) if t is not None]
+        tasks += list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # -- accepting -------------------------------------------------------------------------
+
+    def cost_of(self, request: PikaRequest) -> int:
+        """What the request costs in credits, from the configured price list."""
+        return price(request, self.limits.prices)
+
+    def period(self) -> str:
+        """The allowance day that counts now."""
+        return allowance_period(self._clock(), self.limits.reset_hour)
+
+    def resets_at(self) -> int:
+        """When the current allowance day ends (epoch seconds)."""
+        return next_reset(self._clock(), self.limits.reset_hour)
+
+    def check_available(self, request: PikaRequest) -> None:
+        """Refuse a mode whose endpoint fal no longer offers."""
+        if request.endpoint.id in self.disabled_endpoints:
+            raise ModeUnavailable(request.endpoint.id)
+
+    async def accept(
+        self, request: PikaRequest, requester: Requester, *, parent_job_id: str | None = None
+    ) -> Accepted:
+        """Write the job and reserve its cost in one transaction, then queue it.
+
+        Raises QuotaExceeded (nothing written) or ModeUnavailable. A request without a seed
+        gets one now, so the member sees it and a re-roll can pick a different one.
+        """
+        self.check_available(request)
+        if getattr(request, "seed", None) is None:
+            request = revise(request, seed=secrets.randbelow(SEED_MAX + 1))
+        cost = self.cost_of(request)
+        guild = await self.store.guild_settings(requester.guild_id)
+        allowance = await self.store.allowance_for(
+            requester.guild_id,
+            requester.user_id,
+            list(requester.role_ids),
+            self.limits.daily_allowance,
+        )
+        job = await self.store.create_job(
+            NewJob(
+                mode=str(request.mode),
+                endpoint_id=request.endpoint.id,
+                request_json=dump_request(request),
+                guild_id=requester.guild_id,
+                channel_id=requester.channel_id,
+                user_id=requester.user_id,
+                input_hashes=[ref.sha256 for ref in request.inputs],
+                interaction_id=requester.interaction_id,
+                interaction_token=requester.interaction_token,
+                token_expires_at=requester.token_expires_at,
+                seed=getattr(request, "seed", None),
+                parent_job_id=parent_job_id,
+                upload_limit=requester.upload_limit,
+            ),
+            cost=cost,
+            allowance=allowance,
+            guild_budget=(
+                guild.daily_budget
+                if guild.daily_budget is not None
+                else self.limits.guild_daily_budget
+            ),
+            global_budget=self.limits.global_daily_budget,
+            max_unfinished=self.limits.max_jobs_per_member,
+            period=self.period(),
+            actor_id=requester.user_id,
+        )
+        self._queue.add(job.id, job.user_id, job.created_at)
+        # Should the command never report its first reply (it failed), start the job anyway.
+        asyncio.get_running_loop().call_later(FIRST_REPLY_GRACE_S, self._wake.set)
+        position = self._queue.positions().get(job.id, 1)
+        log.info("job %s accepted: %s for %d credits", job.id, job.endpoint_id, cost)
+        return Accepted(job=job, position=position)
+
+    async def progress_posted(self, job: Job, message_id: int | None, position: int) -> None:
+        """The command showed the first progress reply: remember it, and let the job start.
+
+        The job is only scheduled now, so that no progress edit can overtake the first reply.
+        """
+        if message_id is not None:
+            await self.store.update_job(job.id, progress_message_id=message_id)
+            job = await self.store.get_job(job.id) or job
+        self.board.shown_now(job, Progress(Stage.WAITING, position=position))
+        self._wake.set()
+
+    async def wait_ended(self, job_id: str) -> Job | None:
+        """Wait until this process has nothing more to do for the job; the job as it stands.
+
+        For tests and orderly shutdowns: a job waiting in the queue is waited for too.
+        """
+        while True:
+            task = self._tasks.get(job_id)
+            if task is not None:
+                await asyncio.wait({task})
+                continue
+            job = await self.store.get_job(job_id)
+            if job is None or job.terminal or job.id not in self._queue:
+                return job
+            self._ended.clear()
+            await self._ended.wait()
+
+    async def get(self, job_id: str) -> Job | None:
+        """A job by its id, or None."""
+        return await self.store.get_job(job_id)
+
+    def position(self, job_id: str) -> int | None:
+        """The job's place in the bot's queue (1 = next), or None if it is not waiting."""
+        return self._queue.positions().get(job_id)
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        while True:
+            started = False
+            while len(self._at_fal) < self.limits.fal_concurrency:
+                item = self._queue.pop()
+                if item is None:
+                    break
+                job = await self.store.get_job(item.job_id)
+                if job is None or job.state is not JobState.QUEUED:
+                    self._queue.finished(item.user_id)
+                    continue
+                self._at_fal[job.id] = job.user_id
+                self._spawn(job, resumed=False)
+                started = True
+            if started or self._queue:
+                await self._report_positions()
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _report_positions(self) -> None:
+        for job_id, place in self._queue.positions().items():
+            job = await self.store.get_job(job_id)
+            if job is not None:
+                self.board.report(job, Progress(Stage.WAITING, position=place))
+
+    def _spawn(self, job: Job, *, resumed: bool) -> None:
+        task = asyncio.create_task(self._run(job, resumed=resumed), name=f"pika-job-{job.id}")
+        self._tasks[job.id] = task
+        self._ended.set()
+
+    async def _run(self, job: Job, *, resumed: bool) -> None:
+        try:
+            await self._runner.run(job, resumed=resumed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: unexpected error", job.id)
+        finally:
+            self._left_fal(job)
+            self._tasks.pop(job.id, None)
+            self._wake.set()
+
+    def _count_at_fal(self, job: Job) -> None:
+        if job.id not in self._at_fal:
+            self._at_fal[job.id] = job.user_id
+            self._queue.started(job.user_id)
+
+    def _left_fal(self, job: Job) -> None:
+        user_id = self._at_fal.pop(job.id, None)
+        if user_id is not None:
+            self._queue.finished(user_id)
+            self._wake.set()
+
+    def disable_endpoint(self, endpoint_id: str) -> None:
+        """fal no longer knows this endpoint: refuse its mode until the bot restarts."""
+        if endpoint_id not in self.disabled_endpoints:
+            log.error("fal says %s does not exist; its mode is switched off", endpoint_id)
+            self.disabled_endpoints.add(endpoint_id)
+
+    # -- cancelling ------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str, *, actor_id: int) -> CancelResult:
+        """Cancel a job: at once while it waits in the bot's queue, else by asking fal."""
+        job = await self.store.get_job(job_id)
+        if job is None or job.terminal:
+            return CancelResult.ALREADY_ENDED
+        if job.state is JobState.QUEUED:
+            moved = await self.store.finish_job(
+                job.id,
+                JobState.CANCELLED,
+                expected={JobState.QUEUED},
+                outcome=LedgerKind.REFUND,
+                actor_id=actor_id,
+                note=reasons.CANCELLED.code,
+                error=reasons.CANCELLED.words,
+                error_code=reasons.CANCELLED.code,
+            )
+            if moved:
+                self._queue.remove(job.id)
+                self.board.forget(job.id)
+                self._wake.set()
+                self._ended.set()
+                return CancelResult.CANCELLED
+            return await self.cancel(job_id, actor_id=actor_id)
+        if job.state is JobState.SUBMITTING:
+            return CancelResult.SENDING
+        if job.state not in AT_FAL or job.fal_request_id is None:
+            return CancelResult.TOO_LATE
+        await self.store.update_job(job.id, error_code=CANCEL_REQUESTED)
+        handle = RequestHandle(
+            request_id=job.fal_request_id,
+            endpoint_id=job.endpoint_id,
+            status_url=job.status_url or "",
+            response_url=job.response_url or "",
+            cancel_url=job.cancel_url
+            or self._fal.handle_for(job.endpoint_id, job.fal_request_id).cancel_url,
+        )
+        try:
+            outcome = await self._fal.cancel(handle)
+        except FalError as error:
+            log.warning("cancel of job %s at fal failed: %s", job.id, error)
+            await self.store.update_job(job.id, error_code=None)
+            raise
+        if outcome is CancelOutcome.REQUESTED:
+            return CancelResult.REQUESTED
+        await self.store.update_job(job.id, error_code=None)
+        return CancelResult.TOO_LATE

@@ -1,0 +1,545 @@
+"""The /pika commands and the "Animate with Pika" menu: parse, check, hand over to the jobs."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.jobs import (
+    InvalidRequest,
+    ModeUnavailable,
+    Requester,
+    Upload,
+    precheck_attachment,
+    take_inputs,
+)
+from bot.jobs.messenger import Progress, Stage
+from bot.jobs.render import describe, progress_embed, progress_view, timestamp
+from bot.pika import (
+    ASPECT_RATIOS,
+    DURATIONS,
+    EFFECTS,
+    INGREDIENTS_MODES,
+    MODEL_CHOICES,
+    PROMPT_MAX,
+    SEED_MAX,
+    Choice,
+    Mode,
+    build_request,
+    check_options,
+    endpoint_for,
+    resolution_choices,
+)
+
+if TYPE_CHECKING:
+    from bot.app import PikaBot
+
+log = logging.getLogger(__name__)
+
+Seed = app_commands.Range[int, 0, SEED_MAX]
+Prompt = app_commands.Range[str, 1, PROMPT_MAX]
+
+
+def choices(options: tuple[Choice[Any], ...]) -> list[app_commands.Choice[Any]]:
+    """Discord choices from the catalogue's."""
+    return [app_commands.Choice(name=c.name, value=c.value) for c in options]
+
+
+DESCRIBE_COMMON = {
+    "prompt": "What the video should show (at most 1,500 characters)",
+    "negative_prompt": "What the video should avoid",
+    "seed": "A number from 0 to 4294967295 to make a result repeatable",
+    "resolution": "Video resolution",
+    "duration": "Length of the video",
+    "aspect_ratio": "Shape of the video",
+    "model": "Pika model version",
+}
+
+
+def common(*names: str) -> dict[str, str]:
+    """The shared option descriptions a command uses."""
+    return {name: DESCRIBE_COMMON[name] for name in names}
+
+
+def requester_of(interaction: discord.Interaction) -> Requester:
+    """Who asked, where, and the interaction's token and upload limit."""
+    user = interaction.user
+    roles = [role.id for role in user.roles] if isinstance(user, discord.Member) else []
+    return Requester(
+        guild_id=interaction.guild_id or 0,
+        channel_id=interaction.channel_id or 0,
+        user_id=user.id,
+        role_ids=roles,
+        interaction_id=interaction.id,
+        interaction_token=interaction.token,
+        token_expires_at=int(interaction.expires_at.timestamp()),
+        upload_limit=interaction.filesize_limit,
+    )
+
+
+class Pika(commands.Cog):
+    """Every /pika command."""
+
+    pika = app_commands.Group(name="pika", description="Make videos with Pika", guild_only=True)
+
+    def __init__(self, bot: PikaBot) -> None:
+        self.bot = bot
+        self.menu = app_commands.ContextMenu(name="Animate with Pika", callback=self.animate_menu)
+        self.menu.guild_only = True
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    # -- the flow every generating command shares ----------------------------------------
+
+    async def generate(
+        self,
+        interaction: discord.Interaction,
+        mode: Mode,
+        files: dict[str, discord.Attachment | None],
+        options: dict[str, Any],
+    ) -> None:
+        """Check, acknowledge, validate the files, accept the job and show its progress."""
+        bot = self.bot
+        given = {name: file for name, file in files.items() if file is not None}
+        # 1. Checks that need nothing but the interaction: a refusal here is a true ephemeral.
+        check_options(mode, **options, **given)
+        endpoint = endpoint_for(mode, options.get("model"))
+        if endpoint.id in bot.jobs.disabled_endpoints:
+            raise ModeUnavailable(endpoint.id)
+        for name, file in given.items():
+            precheck_attachment(
+                name,
+                content_type=file.content_type,
+                size=file.size,
+                width=file.width,
+                height=file.height,
+                limits=bot.media_limits,
+            )
+        # 2. Acknowledge well inside Discord's 3 seconds; the reply is public.
+        await interaction.response.defer(thinking=True)
+        # 3. The files' bytes, then the job and its reservation.
+        uploads = [Upload(name, await file.read()) for name, file in given.items()]
+        refs = await take_inputs(uploads, bot.cache, bot.media_limits)
+        request = build_request(mode, **options, **refs)
+        accepted = await bot.jobs.accept(request, requester_of(interaction))
+        job = accepted.job
+        message = await interaction.edit_original_response(
+            embed=progress_embed(job, Progress(Stage.WAITING, position=accepted.position)),
+            view=progress_view(job),
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        await bot.jobs.progress_posted(job, message.id, accepted.position)
+
+    # -- commands --------------------------------------------------------------------------
+
+    @pika.command(name="text", description="Make a video from a text prompt")
+    @app_commands.describe(**DESCRIBE_COMMON)
+    @app_commands.choices(
+        aspect_ratio=choices(ASPECT_RATIOS),
+        resolution=choices(resolution_choices(Mode.TEXT)),
+        duration=choices(DURATIONS),
+        model=choices(MODEL_CHOICES[Mode.TEXT]),
+    )
+    async def text(
+        self,
+        interaction: discord.Interaction,
+        prompt: Prompt,
+        negative_prompt: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        duration: int | None = None,
+        seed: Seed | None = None,
+        model: str | None = None,
+    ) -> None:
+        await self.generate(
+            interaction,
+            Mode.TEXT,
+            {},
+            dict(
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                duration=duration,
+                seed=seed,
+                model=model,
+            ),
+        )
+
+    @pika.command(name="animate", description="Bring an image to life")
+    @app_commands.describe(
+        image="The image to animate (PNG, JPEG or WebP)",
+        **common("prompt", "negative_prompt", "seed", "resolution", "duration", "model"),
+    )
+    @app_commands.choices(
+        resolution=choices(resolution_choices(Mode.ANIMATE)),
+        duration=choices(DURATIONS),
+        model=choices(MODEL_CHOICES[Mode.ANIMATE]),
+    )
+    async def animate(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        prompt: Prompt,
+        negative_prompt: str | None = None,
+        resolution: str | None = None,
+        duration: int | None = None,
+        seed: Seed | None = None,
+        model: str | None = None,
+    ) -> None:
+        await self.generate(
+            interaction,
+            Mode.ANIMATE,
+            {"image": image},
+            dict(
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                resolution=resolution,
+                duration=duration,
+                seed=seed,
+                model=model,
+            ),
+        )
+
+    @pika.command(name="frames", description="A video that moves through 2 to 5 keyframes")
+    @app_commands.describe(
+        image1="First keyframe",
+        image2="Second keyframe",
+        image3="Third keyframe",
+        image4="Fourth keyframe",
+        image5="Fifth keyframe",
+        prompt="What happens between the keyframes",
+        durations="Seconds per transition, comma separated (e.g. 5,5); at most 25 in all",
+        prompts="A prompt per transition, separated by |",
+        negative_prompt=DESCRIBE_COMMON["negative_prompt"],
+        resolution=DESCRIBE_COMMON["resolution"],
+        seed=DESCRIBE_COMMON["seed"],
+    )
+    @app_commands.choices(resolution=choices(resolution_choices(Mode.FRAMES)))
+    async def frames(
+        self,
+        interaction: discord.Interaction,
+        image1: discord.Attachment,
+        image2: discord.Attachment,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        prompt: str | None = None,
+        durations: str | None = None,
+        prompts: str | None = None,
+        negative_prompt: str | None = None,
+        resolution: str | None = None,
+        seed: Seed | None = None,
+    ) -> None:
+        await self.generate(
+            interaction,
+            Mode.FRAMES,
+            {
+                "image1": image1,
+                "image2": image2,
+                "image3": image3,
+                "image4": image4,
+                "image5": image5,
+            },
+            dict(
+                prompt=prompt,
+                durations=durations,
+                prompts=prompts,
+                negative_prompt=negative_prompt,
+                resolution=resolution,
+                seed=seed,
+            ),
+        )
+
+    @pika.command(name="scenes", description="A scene made from 1 to 6 images of its ingredients")
+    @app_commands.describe(
+        image1="An ingredient: a character, object or place",
+        image2="Another ingredient",
+        image3="Another ingredient",
+        image4="Another ingredient",
+        image5="Another ingredient",
+        image6="Another ingredient",
+        ingredients_mode="precise keeps each image as it is; creative blends them freely",
+        **common("prompt", "negative_prompt", "seed", "resolution", "duration", "aspect_ratio"),
+    )
+    @app_commands.choices(
+        ingredients_mode=choices(INGREDIENTS_MODES),
+        aspect_ratio=choices(ASPECT_RATIOS),
+        resolution=choices(resolution_choices(Mode.SCENES)),
+        duration=choices(DURATIONS),
+    )
+    async def scenes(
+        self,
+        interaction: discord.Interaction,
+        image1: discord.Attachment,
+        prompt: Prompt,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        image6: discord.Attachment | None = None,
+        ingredients_mode: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        duration: int | None = None,
+        negative_prompt: str | None = None,
+        seed: Seed | None = None,
+    ) -> None:
+        await self.generate(
+            interaction,
+            Mode.SCENES,
+            {
+                "image1": image1,
+                "image2": image2,
+                "image3": image3,
+                "image4": image4,
+                "image5": image5,
+                "image6": image6,
+            },
+            dict(
+                prompt=prompt,
+                ingredients_mode=ingredients_mode,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                duration=duration,
+                negative_prompt=negative_prompt,
+                seed=seed,
+            ),
+        )
+
+    @pika.command(
+        name="effect", description="Apply a Pikaffect (melt, explode, inflate…) to an image"
+    )
+    @app_commands.describe(
+        image="The image to apply the effect to",
+        effect="The effect",
+        prompt="Extra guidance for the effect (optional)",
+        negative_prompt=DESCRIBE_COMMON["negative_prompt"],
+        seed=DESCRIBE_COMMON["seed"],
+    )
+    @app_commands.choices(effect=choices(EFFECTS))
+    async def effect(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        effect: str,
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
+        seed: Seed | None = None,
+    ) -> None:
+        await self.generate(
+            interaction,
+            Mode.EFFECT,
+            {"image": image},
+            dict(effect=effect, prompt=prompt, negative_prompt=negative_prompt, seed=seed),
+        )
+
+    @pika.command(name="swap", description="Replace something in a video with an image or a prompt")
+    @app_commands.describe(
+        video="The video (MP4, MOV or WebM, at most 30 s)",
+        image="What to put in (an image)",
+        region="What to replace, e.g. 'the red car'",
+        prompt="What to put in, in words",
+        negative_prompt=DESCRIBE_COMMON["negative_prompt"],
+        seed=DESCRIBE_COMMON["seed"],
+    )
+    async def swap(
+        self,
+        interaction: discord.Interaction,
+        video: discord.Attachment,
+        image: discord.Attachment | None = None,
+        region: str | None = None,
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
+        seed: Seed | None = None,
+    ) -> None:
+        await self.generate(
+            interaction,
+            Mode.SWAP,
+            {"video": video, "image": image},
+            dict(region=region, prompt=prompt, negative_prompt=negative_prompt, seed=seed),
+        )
+
+    @pika.command(name="add", description="Add what an image shows into a video")
+    @app_commands.describe(
+        video="The video (MP4, MOV or WebM, at most 30 s)",
+        image="What to add",
+        prompt="How to add it",
+        negative_prompt=DESCRIBE_COMMON["negative_prompt"],
+        seed=DESCRIBE_COMMON["seed"],
+    )
+    async def add(
+        self,
+        interaction: discord.Interaction,
+        video: discord.Attachment,
+        image: discord.Attachment,
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
+        seed: Seed | None = None,
+    ) -> None:
+        await self.generate(
+            interaction,
+            Mode.ADD,
+            {"video": video, "image": image},
+            dict(prompt=prompt, negative_prompt=negative_prompt, seed=seed),
+        )
+
+    @pika.command(name="job", description="Show one of your jobs again")
+    @app_commands.describe(id="The job id (shown under every Pika post)")
+    async def job(self, interaction: discord.Interaction, id: str) -> None:
+        job = await self.bot.jobs.get(id.strip().lower())
+        user = interaction.user
+        is_admin = isinstance(user, discord.Member) and (
+            user.guild_permissions.manage_messages or user.guild_permissions.manage_guild
+        )
+        if (
+            job is None
+            or job.guild_id != interaction.guild_id
+            or (job.user_id != user.id and not is_admin)
+        ):
+            raise InvalidRequest(
+                f"There is no job `{id[:20]}` of yours in this server. Job ids are the 8 "
+                "letters and digits under each Pika post; /pika history lists yours."
+            )
+        embed = discord.Embed(title=f"Pika job {job.id}", colour=discord.Colour.blurple())
+        embed.add_field(name="Status", value=job.state.value, inline=True)
+        embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
+        embed.add_field(name="Cost", value=f"{job.cost} credits", inline=True)
+        for name, value in describe(job):
+            embed.add_field(name=name, value=value, inline=True)
+        embed.add_field(name="Created", value=timestamp(job.created_at), inline=True)
+        if job.error:
+            embed.add_field(name="Why it ended", value=job.error[:1024], inline=False)
+        prompt = job.request.get("prompt")
+        if isinstance(prompt, str) and prompt:
+            embed.description = discord.utils.escape_markdown(prompt)[:1000]
+        if job.result_message_id and job.delivery_path and job.delivery_path.value == "channel":
+            link = (
+                f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/"
+                f"{job.result_message_id}"
+            )
+            embed.add_field(name="Video", value=f"[jump to the post]({link})", inline=False)
+        elif job.video_url and job.delivery_path and job.delivery_path.value == "link":
+            embed.add_field(name="Video", value=f"[open the video]({job.video_url})", inline=False)
+        await interaction.response.send_message(
+            embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @pika.command(name="help", description="How to use each mode, what it costs, and the limits")
+    @app_commands.describe(topic="A mode, or leave out for an overview")
+    @app_commands.choices(topic=[app_commands.Choice(name=m.value, value=m.value) for m in Mode])
+    async def help(self, interaction: discord.Interaction, topic: str | None = None) -> None:
+        await interaction.response.send_message(
+            embed=help_embed(self.bot, None if topic is None else Mode(topic)),
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    # -- the message menu --------------------------------------------------------------------
+
+    async def animate_menu(
+        self, interaction: discord.Interaction, message: discord.Message
+    ) -> None:
+        image = next(
+            (a for a in message.attachments if (a.content_type or "").startswith("image/")), None
+        )
+        if image is None:
+            raise InvalidRequest(
+                "That message has no image attached; Animate with Pika needs a PNG, JPEG or "
+                "WebP image in the message."
+            )
+        await interaction.response.send_modal(AnimateModal(self, image))
+
+
+HELP = {
+    Mode.TEXT: "`/pika text prompt:` a video from words alone. Options: aspect_ratio (not with "
+    "model v2.5), resolution (480p only with v2.5), duration 5 or 10 s, model.",
+    Mode.ANIMATE: "`/pika animate image: prompt:` brings a PNG, JPEG or WebP image (at least "
+    "256 px a side, at most 20 MiB) to life. Or right-click a message with an image: Apps → "
+    "Animate with Pika.",
+    Mode.FRAMES: "`/pika frames image1: image2: …image5:` moves through 2 to 5 keyframes. "
+    "durations is one number of seconds per transition (e.g. 5,5,10; at most 25 in all); "
+    "prompts is one prompt per transition separated by |.",
+    Mode.SCENES: "`/pika scenes image1: prompt:` builds a scene from 1 to 6 images of its "
+    "ingredients (characters, objects, places); ingredients_mode precise or creative.",
+    Mode.EFFECT: "`/pika effect image: effect:` applies one of 16 Pikaffects: "
+    + ", ".join(c.value for c in EFFECTS)
+    + ".",
+    Mode.SWAP: "`/pika swap video:` replaces something in a video (MP4, MOV or WebM, at most "
+    "30 s and 50 MiB) with an image or a prompt; region names what to replace.",
+    Mode.ADD: "`/pika add video: image:` adds what the image shows into the video.",
+}
+
+
+def help_embed(bot: PikaBot, topic: Mode | None) -> discord.Embed:
+    """The /pika help page: one mode in detail, or an overview with prices and limits."""
+    from bot.pika import price_table
+
+    settings = bot.settings
+    embed = discord.Embed(title="Pika videos", colour=discord.Colour.blurple())
+    modes = list(Mode) if topic is None else [topic]
+    for mode in modes:
+        rows = [r for r in price_table(settings.prices) if r.endpoint.mode is mode]
+        default = [r for r in rows if r.endpoint.id == ENDPOINTS_DEFAULT[mode]] or rows
+        prices = ", ".join(
+            f"{r.label}: {r.credits}" + (" per second" if r.per_second else "") for r in default[:6]
+        )
+        embed.add_field(
+            name=f"/pika {mode.value}", value=f"{HELP[mode]}\nCredits: {prices}", inline=False
+        )
+    embed.add_field(
+        name="Limits",
+        value=(
+            f"{settings.daily_allowance} credits per member per day by default (server admins "
+            f"may change it), reset at {settings.reset_hour:02d}:00 UTC; at most "
+            f"{settings.max_jobs_per_member} unfinished jobs each. Prompts up to "
+            f"{PROMPT_MAX} characters; seeds 0 to {SEED_MAX}. You are only charged for a "
+            "video you receive."
+        ),
+        inline=False,
+    )
+    return embed
+
+
+ENDPOINTS_DEFAULT = {mode: endpoint_for(mode).id for mode in Mode}
+
+
+class AnimateModal(discord.ui.Modal, title="Animate with Pika"):
+    """Asks for the prompt of an "Animate with Pika" job."""
+
+    prompt: discord.ui.TextInput[AnimateModal] = discord.ui.TextInput(
+        label="Prompt",
+        style=discord.TextStyle.paragraph,
+        placeholder="What should happen in the video?",
+        max_length=PROMPT_MAX,
+    )
+
+    def __init__(self, cog: Pika, image: discord.Attachment) -> None:
+        super().__init__()
+        self.cog = cog
+        self.image = image
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self.cog.generate(
+            interaction, Mode.ANIMATE, {"image": self.image}, {"prompt": self.prompt.value}
+        )
+
+    async def on_error(  # type: ignore[override]
+        self, interaction: discord.Interaction, error: Exception, /
+    ) -> None:
+        await self.cog.bot.report_error(interaction, error)
+
+
+async def setup(bot: commands.Bot) -> None:
+    from bot.app import PikaBot
+
+    assert isinstance(bot, PikaBot)
+    await bot.add_cog(Pika(bot))
