@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
 
-from bot.jobs import CancelResult
-from bot.jobs.render import button_id
+from bot.jobs import CancelResult, Job
+from bot.jobs.followups import continue_request, remix_request, reroll_request
+from bot.jobs.render import BUTTON_TEMPLATE, describe, timestamp
+from bot.pika import PROMPT_MAX
+from cogs.pika import launch
 
 if TYPE_CHECKING:
     from bot.app import PikaBot
@@ -22,32 +26,29 @@ CANCEL_REPLIES = {
     CancelResult.ALREADY_ENDED: "This job has already ended.",
     CancelResult.SENDING: "The job is being sent to fal this very second; try again in a moment.",
 }
-
-
-def not_yours() -> str:
-    return "That's not your job: only the member who asked for it can use this button."
+NOT_YOURS = "That's not your job: only the member who asked for it can use this button."
+# Who besides the requester may use a button: moderators may see details and delete posts.
+MODERATED = frozenset({"details", "delete"})
 
 
 async def reply(interaction: discord.Interaction, message: str) -> None:
-    """An ephemeral answer to a button click."""
+    """An ephemeral answer to a click."""
     await interaction.response.send_message(
         message, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
     )
 
 
-class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"pika:cancel:(?P<job_id>[a-z2-7]{8})"
-):
-    """Cancel on a progress reply: the requester stops a waiting or running job."""
+def is_moderator(interaction: discord.Interaction) -> bool:
+    """Whether the clicking member may manage messages in this channel."""
+    return bool(interaction.guild_id) and interaction.permissions.manage_messages
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Cancel",
-                style=discord.ButtonStyle.secondary,
-                custom_id=button_id("cancel", job_id),
-            )
-        )
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_TEMPLATE):
+    """Every button of a job; the action and the job id come from the custom_id."""
+
+    def __init__(self, action: str, job_id: str) -> None:
+        super().__init__(discord.ui.Button(custom_id=f"pika:{action}:{job_id}"))
+        self.action = action
         self.job_id = job_id
 
     @classmethod
@@ -57,28 +58,157 @@ class CancelButton(
         item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
-    ) -> CancelButton:
-        return cls(match["job_id"])
+    ) -> JobButton:
+        return cls(match["action"], match["job_id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: PikaBot = interaction.client  # type: ignore[assignment]
+        try:
+            await self._clicked(bot, interaction)
+        except Exception as error:
+            await bot.report_error(interaction, error)
+
+    async def _clicked(self, bot: PikaBot, interaction: discord.Interaction) -> None:
         job = await bot.jobs.get(self.job_id)
         if job is None:
             await reply(interaction, "This job no longer exists.")
             return
-        if job.user_id != interaction.user.id:
-            await reply(interaction, not_yours())
+        mine = job.user_id == interaction.user.id
+        if not mine and not (self.action in MODERATED and is_moderator(interaction)):
+            await reply(interaction, NOT_YOURS)
             return
+        handler = getattr(self, f"_{self.action}", None)
+        if handler is None:
+            await reply(interaction, "This button no longer does anything.")
+            return
+        await handler(bot, interaction, job)
+
+    async def _cancel(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
         result = await bot.jobs.cancel(job.id, actor_id=interaction.user.id)
         await reply(interaction, CANCEL_REPLIES[result])
 
+    async def _reroll(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+        request = reroll_request(job, bot.cache)
+        await launch(bot, interaction, request, parent_job_id=job.id)
 
-DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (CancelButton,)
+    async def _remix(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+        reroll_request(job, bot.cache)  # refuses now, before the modal, if the files are gone
+        await interaction.response.send_modal(RemixModal(bot, job))
+
+    async def _continue(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+        # Reading the last frame takes a moment: acknowledge first.
+        await interaction.response.defer(thinking=True)
+        request = await continue_request(job, bot.cache)
+        await launch(bot, interaction, request, parent_job_id=job.id)
+
+    async def _details(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+        await interaction.response.send_message(
+            embed=details_embed(job),
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    async def _delete(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+        await interaction.response.defer()
+        await interaction.delete_original_response()
+        await interaction.followup.send(
+            f"Deleted the video of job `{job.id}`.",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+
+def _seconds(start: int | None, end: int | None) -> str | None:
+    if start is None or end is None:
+        return None
+    return f"{end - start} s"
+
+
+def details_embed(job: Job) -> discord.Embed:
+    """Everything about a job: parameters, seed, id, cost, timings."""
+    embed = discord.Embed(title=f"Pika job {job.id}", colour=discord.Colour.blurple())
+    prompt = job.request.get("prompt")
+    if isinstance(prompt, str) and prompt:
+        embed.description = discord.utils.escape_markdown(prompt)[:2000]
+    for name, value in describe(job):
+        embed.add_field(name=name, value=value, inline=True)
+    negative = job.request.get("negative_prompt")
+    if isinstance(negative, str) and negative:
+        embed.add_field(
+            name="Negative prompt",
+            value=discord.utils.escape_markdown(negative)[:1000],
+            inline=False,
+        )
+    embed.add_field(name="Endpoint", value=job.endpoint_id, inline=False)
+    embed.add_field(name="Status", value=job.state.value, inline=True)
+    embed.add_field(name="Cost", value=f"{job.cost} credits", inline=True)
+    embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
+    timings = [
+        ("Asked", timestamp(job.created_at)),
+        ("Waited in the bot's queue", _seconds(job.created_at, job.submitted_at)),
+        ("Waited at fal", _seconds(job.submitted_at, job.started_at)),
+        ("Generated in", _seconds(job.started_at, job.completed_at)),
+        ("Delivered", timestamp(job.finished_at) if job.finished_at else None),
+    ]
+    embed.add_field(
+        name="Timings",
+        value="\n".join(f"{label}: {value}" for label, value in timings if value) or "—",
+        inline=False,
+    )
+    if job.fal_request_id:
+        embed.add_field(name="fal request", value=f"`{job.fal_request_id}`", inline=False)
+    if job.parent_job_id:
+        embed.add_field(name="Made from job", value=f"`{job.parent_job_id}`", inline=True)
+    embed.timestamp = datetime.fromtimestamp(job.created_at, UTC)
+    return embed
+
+
+class RemixModal(discord.ui.Modal, title="Remix"):
+    """Edit the prompt and negative prompt of a job, then make it again."""
+
+    def __init__(self, bot: PikaBot, job: Job) -> None:
+        super().__init__(custom_id=f"pika:remixmodal:{job.id}")
+        self.bot = bot
+        self.job = job
+        prompt = job.request.get("prompt")
+        negative = job.request.get("negative_prompt")
+        self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+            label="Prompt",
+            custom_id="prompt",
+            style=discord.TextStyle.paragraph,
+            default=prompt if isinstance(prompt, str) else None,
+            required=False,
+            max_length=PROMPT_MAX,
+        )
+        self.negative_prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+            label="Negative prompt",
+            custom_id="negative_prompt",
+            style=discord.TextStyle.paragraph,
+            default=negative if isinstance(negative, str) else None,
+            required=False,
+            max_length=PROMPT_MAX,
+        )
+        self.add_item(self.prompt)
+        self.add_item(self.negative_prompt)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        request = remix_request(
+            self.job,
+            self.bot.cache,
+            prompt=self.prompt.value,
+            negative_prompt=self.negative_prompt.value,
+        )
+        await launch(self.bot, interaction, request, parent_job_id=self.job.id)
+
+    async def on_error(  # type: ignore[override]
+        self, interaction: discord.Interaction, error: Exception, /
+    ) -> None:
+        await self.bot.report_error(interaction, error)
 
 
 async def setup(bot: commands.Bot) -> None:
-    bot.add_dynamic_items(*DYNAMIC_ITEMS)
+    bot.add_dynamic_items(JobButton)
 
 
 async def teardown(bot: commands.Bot) -> None:
-    bot.remove_dynamic_items(*DYNAMIC_ITEMS)
+    bot.remove_dynamic_items(JobButton)

@@ -11,14 +11,22 @@ from discord.ext import commands
 
 from bot.jobs import (
     InvalidRequest,
+    JobState,
     ModeUnavailable,
     Requester,
     Upload,
+    kept_video,
     precheck_attachment,
     take_inputs,
 )
 from bot.jobs.messenger import Progress, Stage
-from bot.jobs.render import describe, progress_embed, progress_view, timestamp
+from bot.jobs.render import (
+    job_embed,
+    missing_permissions,
+    progress_embed,
+    progress_view,
+    result_view,
+)
 from bot.pika import (
     ASPECT_RATIOS,
     DURATIONS,
@@ -29,6 +37,7 @@ from bot.pika import (
     SEED_MAX,
     Choice,
     Mode,
+    PikaRequest,
     build_request,
     check_options,
     endpoint_for,
@@ -81,6 +90,35 @@ def requester_of(interaction: discord.Interaction) -> Requester:
     )
 
 
+async def launch(
+    bot: PikaBot,
+    interaction: discord.Interaction,
+    request: PikaRequest,
+    *,
+    parent_job_id: str | None = None,
+) -> None:
+    """Accept a validated request (reserving its cost) and show its progress reply.
+
+    Acknowledges the interaction first if the caller has not (buttons and modals that start
+    a job come here straight after their cheap checks).
+    """
+    if not interaction.response.is_done():
+        await interaction.response.defer(thinking=True)
+    accepted = await bot.jobs.accept(
+        request, requester_of(interaction), parent_job_id=parent_job_id
+    )
+    job = accepted.job
+    missing = missing_permissions(interaction.app_permissions) if interaction.guild_id else []
+    message = await interaction.edit_original_response(
+        embed=progress_embed(
+            job, Progress(Stage.WAITING, position=accepted.position), missing=missing
+        ),
+        view=progress_view(job),
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+    await bot.jobs.progress_posted(job, message.id, accepted.position)
+
+
 class Pika(commands.Cog):
     """Every /pika command."""
 
@@ -129,14 +167,7 @@ class Pika(commands.Cog):
         uploads = [Upload(name, await file.read()) for name, file in given.items()]
         refs = await take_inputs(uploads, bot.cache, bot.media_limits)
         request = build_request(mode, **options, **refs)
-        accepted = await bot.jobs.accept(request, requester_of(interaction))
-        job = accepted.job
-        message = await interaction.edit_original_response(
-            embed=progress_embed(job, Progress(Stage.WAITING, position=accepted.position)),
-            view=progress_view(job),
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
-        await bot.jobs.progress_posted(job, message.id, accepted.position)
+        await launch(bot, interaction, request)
 
     # -- commands --------------------------------------------------------------------------
 
@@ -409,28 +440,20 @@ class Pika(commands.Cog):
                 f"There is no job `{id[:20]}` of yours in this server. Job ids are the 8 "
                 "letters and digits under each Pika post; /pika history lists yours."
             )
-        embed = discord.Embed(title=f"Pika job {job.id}", colour=discord.Colour.blurple())
-        embed.add_field(name="Status", value=job.state.value, inline=True)
-        embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
-        embed.add_field(name="Cost", value=f"{job.cost} credits", inline=True)
-        for name, value in describe(job):
-            embed.add_field(name=name, value=value, inline=True)
-        embed.add_field(name="Created", value=timestamp(job.created_at), inline=True)
-        if job.error:
-            embed.add_field(name="Why it ended", value=job.error[:1024], inline=False)
-        prompt = job.request.get("prompt")
-        if isinstance(prompt, str) and prompt:
-            embed.description = discord.utils.escape_markdown(prompt)[:1000]
-        if job.result_message_id and job.delivery_path and job.delivery_path.value == "channel":
-            link = (
-                f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/"
-                f"{job.result_message_id}"
-            )
-            embed.add_field(name="Video", value=f"[jump to the post]({link})", inline=False)
-        elif job.video_url and job.delivery_path and job.delivery_path.value == "link":
-            embed.add_field(name="Video", value=f"[open the video]({job.video_url})", inline=False)
+        embed = job_embed(job)
+        files: list[discord.File] = []
+        view: discord.ui.View | None = None
+        if job.state is JobState.DELIVERED:
+            view = result_view(job)
+            video = await kept_video(job, interaction.filesize_limit)
+            if video is not None:
+                files.append(discord.File(video, filename=f"pika-{job.id}.mp4"))
         await interaction.response.send_message(
-            embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            embed=embed,
+            files=files,
+            view=view or discord.utils.MISSING,
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
         )
 
     @pika.command(name="help", description="How to use each mode, what it costs, and the limits")

@@ -1,6 +1,6 @@
 """A job's life: accepting and queueing, sending to fal, watching, delivering, settling."""
 
-from bot.jobs.intake import Upload, precheck_attachment, take_inputs
+from bot.jobs.intake import Upload, kept_video, precheck_attachment, take_inputs
 from bot.jobs.messenger import Delivered, Messenger, Progress, Stage
 from bot.jobs.service import (
     Accepted,
@@ -12,7 +12,7 @@ from bot.jobs.service import (
 )
 from bot.media import InputRejected
 from bot.pika import InvalidRequest
-from bot.store import QuotaExceeded
+from bot.store import Job, JobState, QuotaExceeded
 
 # Errors whose message is meant for the member as it is: a refusal, not a bug.
 Refusal = (InvalidRequest, InputRejected, QuotaExceeded, ModeUnavailable)
@@ -23,6 +23,8 @@ __all__ = [
     "Delivered",
     "InputRejected",
     "InvalidRequest",
+    "Job",
+    "JobState",
     "Jobs",
     "Limits",
     "Messenger",
@@ -33,6 +35,7 @@ __all__ = [
     "Requester",
     "Stage",
     "Upload",
+    "kept_video",
     "precheck_attachment",
     "take_inputs",
 ]

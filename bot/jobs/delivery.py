@@ -66,10 +66,29 @@ class DiscordMessenger:
 
     # -- Messenger ---------------------------------------------------------------------------
 
+    def missing_permissions(self, job: Job) -> list[str]:
+        """What the bot lacks to post results in the job's channel, as far as its cache knows."""
+        channel = self._client.get_channel(job.channel_id)
+        if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+            return []
+        # guild.me is typed as always there, but it is missing until the guild has loaded.
+        me: discord.Member | None = channel.guild.me
+        if me is None:
+            return []
+        return render.missing_permissions(channel.permissions_for(me))
+
+    def upload_limit(self, job: Job) -> int:
+        """The largest file one message may carry on the route the delivery will take."""
+        guild = self._client.get_guild(job.guild_id)
+        guild_limit = guild.filesize_limit if guild is not None else self._default_upload_limit
+        if self.token_alive(job) and job.upload_limit:
+            return job.upload_limit
+        return guild_limit
+
     async def show_progress(self, job: Job, progress: Progress) -> None:
         await self._edit_progress(
             job,
-            embed=render.progress_embed(job, progress),
+            embed=render.progress_embed(job, progress, missing=self.missing_permissions(job)),
             view=render.progress_view(job),
             allowed_mentions=render.NO_MENTIONS,
         )
@@ -80,9 +99,13 @@ class DiscordMessenger:
             if earlier is not None:
                 log.info("job %s was already delivered as message %s", job.id, earlier)
                 return Delivered(DeliveryPath.CHANNEL, earlier, "found after a restart")
-        limit = job.upload_limit or self._default_upload_limit
-        upload = await self._fitting(job, video, limit)
-        if upload is None:
+        upload = await self._fitting(job, video, self.upload_limit(job))
+        missing = self.missing_permissions(job)
+        if missing:
+            reason = f"the bot is missing {', '.join(missing)} in the channel"
+            log.info("job %s: %s; delivering by DM", job.id, reason)
+            delivered = await self._dm_or_keep(job, upload, reason=reason)
+        elif upload is None:
             delivered = await self._post_link(job)
         else:
             delivered = await self._post_file(job, upload)
@@ -129,28 +152,42 @@ class DiscordMessenger:
 
         message: discord.Message
         try:
+            view = render.result_view(job)
             if self.token_alive(job):
                 message = await self._webhook(job).send(
-                    content, embed=embed, file=file(), allowed_mentions=mentions, wait=True
+                    content,
+                    embed=embed,
+                    file=file(),
+                    view=view,
+                    allowed_mentions=mentions,
+                    wait=True,
                 )
             else:
                 message = await self._channel(job).send(
-                    content, embed=embed, file=file(), allowed_mentions=mentions
+                    content, embed=embed, file=file(), view=view, allowed_mentions=mentions
                 )
             return Delivered(DeliveryPath.CHANNEL, message.id)
         except (discord.Forbidden, discord.NotFound) as error:
             log.warning("job %s: the channel refused the video (%s); trying a DM", job.id, error)
             return await self._dm_or_keep(job, upload, reason=str(error))
 
-    async def _dm_or_keep(self, job: Job, upload: Path, *, reason: str) -> Delivered:
+    async def _dm_or_keep(self, job: Job, upload: Path | None, *, reason: str) -> Delivered:
         try:
             user = await self._client.fetch_user(job.user_id)
-            message = await user.send(
-                f"Your Pika video could not be posted in <#{job.channel_id}>, so here it is.",
-                embed=render.result_embed(job),
-                file=discord.File(upload, filename=f"pika-{job.id}.mp4"),
-                allowed_mentions=render.NO_MENTIONS,
-            )
+            intro = f"Your Pika video could not be posted in <#{job.channel_id}> ({reason}), "
+            if upload is None:
+                message = await user.send(
+                    intro + "and it is too large to send here, so here is its link.",
+                    embed=render.result_embed(job, link=job.video_url),
+                    allowed_mentions=render.NO_MENTIONS,
+                )
+            else:
+                message = await user.send(
+                    intro + "so here it is.",
+                    embed=render.result_embed(job),
+                    file=discord.File(upload, filename=f"pika-{job.id}.mp4"),
+                    allowed_mentions=render.NO_MENTIONS,
+                )
             return Delivered(DeliveryPath.DM, message.id, reason)
         except discord.HTTPException as error:
             log.warning("job %s: DM refused too (%s); keeping the video", job.id, error)
@@ -171,6 +208,7 @@ class DiscordMessenger:
             return await self._channel(job).send(allowed_mentions=mentions, **fields)
         except (discord.Forbidden, discord.NotFound):
             pass
+        fields.pop("view", None)  # a job's buttons belong in its server
         try:
             user = await self._client.fetch_user(job.user_id)
             return await user.send(allowed_mentions=render.NO_MENTIONS, **fields)

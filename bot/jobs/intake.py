@@ -16,6 +16,7 @@ from bot.media import (
     validate_video,
 )
 from bot.pika import InputRef
+from bot.store import Job
 
 VIDEO_OPTIONS = frozenset({"video"})
 
@@ -80,9 +81,31 @@ async def take_inputs(
     return refs
 
 
+async def kept_video(job: Job, limit: int) -> Path | None:
+    """The job's video on disk if the bot still keeps it and it fits in one message."""
+    if job.output_path is None:
+        return None
+    candidates = [Path(job.output_path).with_suffix(".fit.mp4"), Path(job.output_path)]
+
+    def smallest_fitting() -> Path | None:
+        for path in candidates:
+            if path.is_file() and path.stat().st_size <= limit:
+                return path
+        return None
+
+    return await asyncio.to_thread(smallest_fitting)
+
+
 def cached_input(cache: InputCache, ref: InputRef) -> Path | None:
     """Where a cached input lives, or None if the cache no longer has it."""
     return cache.path(ref.sha256) if ref.sha256 in cache else None
 
 
-__all__ = ["InputRejected", "Upload", "cached_input", "precheck_attachment", "take_inputs"]
+__all__ = [
+    "InputRejected",
+    "Upload",
+    "cached_input",
+    "kept_video",
+    "precheck_attachment",
+    "take_inputs",
+]

@@ -10,13 +10,15 @@ import discord
 
 from bot.jobs.messenger import Progress, Stage
 from bot.pika import Mode
-from bot.store import Job, JobState
+from bot.store import DeliveryPath, Job, JobState
 
 # Buttons carry their job in the custom_id, so they work after a restart (cogs register
 # matching discord.ui.DynamicItem templates). Keep these formats stable: old messages keep them.
 BUTTON_PREFIX = "pika"
 BUTTON_ACTIONS = ("cancel", "reroll", "remix", "continue", "details", "delete")
-BUTTON_TEMPLATE = re.compile(r"pika:(?P<action>[a-z]+):(?P<job_id>[a-z2-7]{8})")
+BUTTON_TEMPLATE = re.compile(
+    r"pika:(?P<action>" + "|".join(BUTTON_ACTIONS) + r"):(?P<job_id>[a-z2-7]{8})"
+)
 
 MODE_TITLES = {
     Mode.TEXT: "Text to video",
@@ -129,11 +131,20 @@ def progress_line(progress: Progress) -> str:
     return "Finished; fetching and posting the video…"
 
 
-def progress_embed(job: Job, progress: Progress) -> discord.Embed:
+def progress_embed(
+    job: Job, progress: Progress, *, missing: list[str] | None = None
+) -> discord.Embed:
     """The progress reply: the request and where it is now."""
     embed = _base_embed(job, COLOUR_WAITING)
     embed.add_field(name="Status", value=progress_line(progress), inline=False)
     embed.add_field(name="Cost", value=f"{job.cost} credits (reserved)", inline=True)
+    if missing:
+        embed.add_field(
+            name="Heads-up",
+            value=f"The bot is missing {', '.join(missing)} in this channel, so the video will "
+            "come by direct message (ask an admin to grant it).",
+            inline=False,
+        )
     return embed
 
 
@@ -148,6 +159,42 @@ def progress_view(job: Job) -> discord.ui.View:
         )
     )
     return view
+
+
+RESULT_BUTTONS = (
+    ("reroll", "Re-roll", "🎲"),
+    ("remix", "Remix", "✏️"),
+    ("continue", "Continue", "⏩"),
+    ("details", "Details", "ℹ️"),
+    ("delete", "Delete", "🗑️"),
+)
+
+
+def result_view(job: Job) -> discord.ui.View:
+    """The buttons under a delivered video."""
+    view = discord.ui.View(timeout=None)
+    for action, label, emoji in RESULT_BUTTONS:
+        style = discord.ButtonStyle.danger if action == "delete" else discord.ButtonStyle.secondary
+        view.add_item(
+            discord.ui.Button(
+                label=label, emoji=emoji, style=style, custom_id=button_id(action, job.id)
+            )
+        )
+    return view
+
+
+NEEDED_PERMISSIONS = (
+    ("view_channel", "View Channel"),
+    ("send_messages", "Send Messages"),
+    ("attach_files", "Attach Files"),
+    ("embed_links", "Embed Links"),
+    ("read_message_history", "Read Message History"),
+)
+
+
+def missing_permissions(permissions: discord.Permissions) -> list[str]:
+    """The permissions the bot needs to post results that these permissions lack, by name."""
+    return [name for attr, name in NEEDED_PERMISSIONS if not getattr(permissions, attr)]
 
 
 def result_embed(job: Job, *, link: str | None = None) -> discord.Embed:
@@ -182,6 +229,43 @@ def failure_embed(job: Job, reason: str) -> discord.Embed:
     embed = _base_embed(job, COLOUR_FAILED)
     embed.add_field(name=title, value=reason[:1024], inline=False)
     return embed
+
+
+def job_embed(job: Job) -> discord.Embed:
+    """A job shown again (/pika job): status, parameters, cost, and where its video is."""
+    colour = {JobState.DELIVERED: COLOUR_DONE, JobState.FAILED: COLOUR_FAILED}.get(
+        job.state, COLOUR_WAITING
+    )
+    embed = _base_embed(job, colour)
+    embed.title = f"Pika job {job.id}"
+    embed.add_field(name="Status", value=job.state.value, inline=True)
+    embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
+    embed.add_field(name="Cost", value=f"{job.cost} credits", inline=True)
+    for name, value in describe(job):
+        embed.add_field(name=name, value=value, inline=True)
+    embed.add_field(name="Asked", value=timestamp(job.created_at), inline=True)
+    if job.error:
+        embed.add_field(name="Why it ended", value=job.error[:1024], inline=False)
+    where = _where(job)
+    if where:
+        embed.add_field(name="Video", value=where, inline=False)
+    return embed
+
+
+def _where(job: Job) -> str | None:
+    path = job.delivery_path
+    if path is DeliveryPath.CHANNEL and job.result_message_id:
+        link = (
+            f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{job.result_message_id}"
+        )
+        return f"[jump to the post]({link}) (also attached here while the bot keeps it)"
+    if path is DeliveryPath.LINK and job.video_url:
+        return f"[open the video]({job.video_url}) (fal's link expires)"
+    if path is DeliveryPath.DM:
+        return "sent to the member by direct message (also attached here while the bot keeps it)"
+    if path is DeliveryPath.KEPT:
+        return "could not be posted or sent by DM; it is attached here while the bot keeps it"
+    return None
 
 
 def timestamp(epoch: int | None) -> str:
