@@ -27,6 +27,7 @@ from bot.jobs.render import (
     progress_view,
     result_view,
 )
+from bot.jobs.statements import history_embed, quota_embed
 from bot.pika import (
     ASPECT_RATIOS,
     DURATIONS,
@@ -43,6 +44,7 @@ from bot.pika import (
     endpoint_for,
     resolution_choices,
 )
+from cogs.admin import AdminsOnly, manages_server
 
 if TYPE_CHECKING:
     from bot.app import PikaBot
@@ -90,6 +92,17 @@ def requester_of(interaction: discord.Interaction) -> Requester:
     )
 
 
+async def read_attachment(option: str, file: discord.Attachment) -> bytes:
+    """The attachment's bytes from Discord's CDN; a refusal the member can act on if it fails."""
+    try:
+        return await file.read()
+    except discord.HTTPException as error:
+        raise InvalidRequest(
+            f"Discord did not hand over the file in `{option}` (HTTP {error.status}). Nothing "
+            "was charged; try again in a moment."
+        ) from None
+
+
 async def launch(
     bot: PikaBot,
     interaction: discord.Interaction,
@@ -109,13 +122,20 @@ async def launch(
     )
     job = accepted.job
     missing = missing_permissions(interaction.app_permissions) if interaction.guild_id else []
-    message = await interaction.edit_original_response(
-        embed=progress_embed(
-            job, Progress(Stage.WAITING, position=accepted.position), missing=missing
-        ),
-        view=progress_view(job),
-        allowed_mentions=discord.AllowedMentions.none(),
-    )
+    try:
+        message = await interaction.edit_original_response(
+            embed=progress_embed(
+                job, Progress(Stage.WAITING, position=accepted.position), missing=missing
+            ),
+            view=progress_view(job),
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+    except discord.HTTPException as error:
+        # The job is accepted and its credits held, so it must run (and no refusal may say
+        # "nothing was charged"); the next progress edit fills the reply in.
+        log.warning("job %s: the first progress reply failed: %s", job.id, error)
+        await bot.jobs.progress_posted(job, None, accepted.position)
+        return
     await bot.jobs.progress_posted(job, message.id, accepted.position)
 
 
@@ -147,6 +167,8 @@ class Pika(commands.Cog):
         """Check, acknowledge, validate the files, accept the job and show its progress."""
         bot = self.bot
         given = {name: file for name, file in files.items() if file is not None}
+        # What the member left out takes the server's defaults (/pikaadmin settings).
+        options = await bot.jobs.accounts.with_defaults(interaction.guild_id or 0, mode, options)
         # 1. Checks that need nothing but the interaction: a refusal here is a true ephemeral.
         check_options(mode, **options, **given)
         endpoint = endpoint_for(mode, options.get("model"))
@@ -161,10 +183,18 @@ class Pika(commands.Cog):
                 height=file.height,
                 limits=bot.media_limits,
             )
+        # Blocks, channels, blocklist, job count and credits at a glance; the reservation
+        # after the defer checks them again, atomically.
+        await bot.jobs.accounts.precheck_command(
+            requester_of(interaction),
+            mode,
+            options,
+            {name: file.content_type for name, file in given.items()},
+        )
         # 2. Acknowledge well inside Discord's 3 seconds; the reply is public.
         await interaction.response.defer(thinking=True)
         # 3. The files' bytes, then the job and its reservation.
-        uploads = [Upload(name, await file.read()) for name, file in given.items()]
+        uploads = [Upload(name, await read_attachment(name, file)) for name, file in given.items()]
         refs = await take_inputs(uploads, bot.cache, bot.media_limits)
         request = build_request(mode, **options, **refs)
         await launch(bot, interaction, request)
@@ -456,6 +486,70 @@ class Pika(commands.Cog):
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
+    # -- credits and jobs -------------------------------------------------------------------
+
+    @pika.command(
+        name="quota", description="Your credits left today, when they reset, jobs running"
+    )
+    @app_commands.describe(member="Another member (only for members with Manage Server)")
+    async def quota(
+        self, interaction: discord.Interaction, member: discord.Member | None = None
+    ) -> None:
+        target = whose(interaction, member, "another member's credits")
+        roles = [role.id for role in target.roles] if isinstance(target, discord.Member) else []
+        quota = await self.bot.jobs.accounts.quota(interaction.guild_id or 0, target.id, roles)
+        await interaction.response.send_message(
+            embed=quota_embed(quota, own=target.id == interaction.user.id),
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @pika.command(name="history", description="Your last 10 jobs in this server")
+    @app_commands.describe(member="Another member (only for members with Manage Server)")
+    async def history(
+        self, interaction: discord.Interaction, member: discord.Member | None = None
+    ) -> None:
+        target = whose(interaction, member, "another member's history")
+        jobs = await self.bot.jobs.accounts.history(interaction.guild_id or 0, target.id)
+        await interaction.response.send_message(
+            embed=history_embed(jobs, user_id=target.id, own=target.id == interaction.user.id),
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @pika.command(name="cancel", description="Cancel a waiting or running job")
+    @app_commands.describe(id="The job id (default: your newest unfinished job)")
+    async def cancel(self, interaction: discord.Interaction, id: str | None = None) -> None:
+        from cogs.buttons import CANCEL_REPLIES  # cogs.buttons imports this module
+
+        user, guild_id = interaction.user, interaction.guild_id or 0
+        if id is None:
+            job = await self.bot.jobs.accounts.newest_unfinished(guild_id, user.id)
+            if job is None:
+                raise InvalidRequest(
+                    "You have no job waiting or running in this server; /pika history lists "
+                    "your jobs."
+                )
+        else:
+            job = await self.bot.jobs.get(id.strip().lower())
+            if (
+                job is None
+                or job.guild_id != guild_id
+                or (job.user_id != user.id and not manages_server(interaction))
+            ):
+                raise InvalidRequest(
+                    f"There is no job `{id[:20]}` of yours in this server. Job ids are the 8 "
+                    "letters and digits under each Pika post; /pika history lists yours."
+                )
+        # Cancelling a job at fal asks fal, which may take longer than Discord's 3 seconds.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self.bot.jobs.cancel(job.id, actor_id=user.id)
+        await interaction.followup.send(
+            f"Job `{job.id}`: {CANCEL_REPLIES[result]}",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
     @pika.command(name="help", description="How to use each mode, what it costs, and the limits")
     @app_commands.describe(topic="A mode, or leave out for an overview")
     @app_commands.choices(topic=[app_commands.Choice(name=m.value, value=m.value) for m in Mode])
@@ -533,6 +627,17 @@ def help_embed(bot: PikaBot, topic: Mode | None) -> discord.Embed:
 
 
 ENDPOINTS_DEFAULT = {mode: endpoint_for(mode).id for mode in Mode}
+
+
+def whose(
+    interaction: discord.Interaction, member: discord.Member | None, what: str
+) -> discord.Member | discord.User:
+    """The member a command is about: the caller, or another member if the caller is an admin."""
+    if member is None or member.id == interaction.user.id:
+        return interaction.user
+    if not manages_server(interaction):
+        raise AdminsOnly(what)
+    return member
 
 
 class AnimateModal(discord.ui.Modal, title="Animate with Pika"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass
 
@@ -21,13 +22,20 @@ class FairQueue:
 
     The next job is the oldest job of the member who has the fewest jobs at fal right now, so
     one member's burst never holds up another member's first job. Ties between members go to
-    the member whose oldest job is oldest.
+    the member whose last job started longest ago (never: first), then to the member whose
+    oldest job is oldest. The middle rule matters when fal slots are few: with one slot,
+    nobody has a job at fal when the next is picked, and without it the oldest job would
+    always win, which is first come, first served.
     """
 
     def __init__(self) -> None:
         self._waiting: dict[str, Waiting] = {}
         self._at_fal: Counter[int] = Counter()
         self._seq = 0
+        self._starts = 0
+        # Members with jobs waiting or at fal -> when their last job started (a start count).
+        self._last_start: dict[int, int] = {}
+        self._waiting_of: Counter[int] = Counter()  # member -> jobs waiting
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -41,14 +49,22 @@ class FairQueue:
             return
         self._seq += 1
         self._waiting[job_id] = Waiting(created_at, self._seq, job_id, user_id)
+        self._waiting_of[user_id] += 1
 
     def remove(self, job_id: str) -> bool:
         """Take a job out without starting it (cancelled); False if it was not waiting."""
-        return self._waiting.pop(job_id, None) is not None
+        item = self._waiting.pop(job_id, None)
+        if item is None:
+            return False
+        self._waiting_of[item.user_id] -= 1
+        self._forget_idle(item.user_id)
+        return True
 
     def started(self, user_id: int) -> None:
         """Count a job of this member as at fal (also for jobs resumed after a restart)."""
         self._at_fal[user_id] += 1
+        self._starts += 1
+        self._last_start[user_id] = self._starts
 
     def finished(self, user_id: int) -> None:
         """A job of this member left fal."""
@@ -56,6 +72,14 @@ class FairQueue:
             self._at_fal[user_id] -= 1
         if self._at_fal[user_id] == 0:
             del self._at_fal[user_id]
+        self._forget_idle(user_id)
+
+    def _forget_idle(self, user_id: int) -> None:
+        # A member with nothing waiting or at fal starts afresh, so the map stays small.
+        if self._at_fal[user_id] == 0 and self._waiting_of[user_id] <= 0:
+            self._last_start.pop(user_id, None)
+            self._at_fal.pop(user_id, None)
+            self._waiting_of.pop(user_id, None)
 
     def at_fal(self, user_id: int | None = None) -> int:
         """Jobs at fal now, of one member or in all."""
@@ -69,17 +93,31 @@ class FairQueue:
         Simulates the picks: each pick counts as one more job at fal for its member.
         """
         at_fal = Counter(self._at_fal)
+        last_start = dict(self._last_start)
+        starts = self._starts
         by_member: dict[int, list[Waiting]] = {}
         for item in sorted(self._waiting.values()):
             by_member.setdefault(item.user_id, []).append(item)
+        # A heap of each member's next pick: a pick only changes the picked member's key, so
+        # this is O(jobs x log members); a scan of every member per pick made a burst of
+        # commands quadratic (it runs on every accept, in the event loop).
+        heap = [
+            (at_fal[user], last_start.get(user, 0), items[0], user)
+            for user, items in by_member.items()
+        ]
+        heapq.heapify(heap)
+        heads = {user: 0 for user in by_member}
         result: list[Waiting] = []
-        while by_member:
-            user_id = min(by_member, key=lambda user: (at_fal[user], by_member[user][0]))
-            item = by_member[user_id].pop(0)
-            if not by_member[user_id]:
-                del by_member[user_id]
-            at_fal[user_id] += 1
+        while heap:
+            _, _, item, user_id = heapq.heappop(heap)
             result.append(item)
+            at_fal[user_id] += 1
+            starts += 1
+            last_start[user_id] = starts
+            heads[user_id] += 1
+            items = by_member[user_id]
+            if heads[user_id] < len(items):
+                heapq.heappush(heap, (at_fal[user_id], starts, items[heads[user_id]], user_id))
         return result
 
     def pop(self) -> Waiting | None:
@@ -90,8 +128,16 @@ class FairQueue:
         for item in self._waiting.values():
             if item.user_id not in oldest or item < oldest[item.user_id]:
                 oldest[item.user_id] = item
-        chosen = min(oldest.values(), key=lambda item: (self._at_fal[item.user_id], item))
+        chosen = min(
+            oldest.values(),
+            key=lambda item: (
+                self._at_fal[item.user_id],
+                self._last_start.get(item.user_id, 0),
+                item,
+            ),
+        )
         del self._waiting[chosen.job_id]
+        self._waiting_of[chosen.user_id] -= 1
         self.started(chosen.user_id)
         return chosen
 

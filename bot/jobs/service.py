@@ -14,14 +14,27 @@ import httpx
 
 from bot.fal import CancelOutcome, FalClient, FalError, RequestHandle
 from bot.jobs import reasons
+from bot.jobs.accounts import Accounts
 from bot.jobs.messenger import Messenger, Progress, Stage
+from bot.jobs.policy import check_channel, check_prompt, explain, request_texts
 from bot.jobs.progress import ProgressBoard
 from bot.jobs.queue import FairQueue
 from bot.jobs.runner import AT_FAL, CANCEL_REQUESTED, JobRunner, RunnerConfig
+from bot.logs import bind_log_context
 from bot.media import InputCache
+from bot.metrics import Metrics
 from bot.pika import SEED_MAX, PikaRequest, dump_request, price, revise
 from bot.pika.prices import PriceList
-from bot.store import Job, JobState, LedgerKind, NewJob, Store, allowance_period, next_reset
+from bot.store import (
+    Job,
+    JobState,
+    LedgerKind,
+    NewJob,
+    QuotaExceeded,
+    Store,
+    allowance_period,
+    next_reset,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +115,12 @@ class Jobs:
         cache: InputCache,
         http: httpx.AsyncClient,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.limits = limits
+        self.accounts = Accounts(store=store, limits=limits, clock=clock)
         self._fal = fal
         self._messenger = messenger
         self._clock = clock
@@ -130,6 +146,7 @@ class Jobs:
             left_fal=self._left_fal,
             endpoint_gone=self.disable_endpoint,
             clock=clock,
+            metrics=self.metrics,
         )
 
     # -- life cycle ------------------------------------------------------------------------
@@ -180,7 +197,8 @@ class Jobs:
     ) -> Accepted:
         """Write the job and reserve its cost in one transaction, then queue it.
 
-        Raises QuotaExceeded (nothing written) or ModeUnavailable. A request without a seed
+        Raises QuotaRefused (a QuotaExceeded that says when credits reset; nothing written),
+        NotAllowedHere, BlockedWord or ModeUnavailable. A request without a seed
         gets one now, so the member sees it and a re-roll can pick a different one.
         """
         self.check_available(request)
@@ -188,40 +206,46 @@ class Jobs:
             request = revise(request, seed=secrets.randbelow(SEED_MAX + 1))
         cost = self.cost_of(request)
         guild = await self.store.guild_settings(requester.guild_id)
+        # Checked here too, not only by the command: buttons start jobs without a command.
+        check_channel(guild, requester.channel_id)
+        check_prompt(guild, request_texts(request))
         allowance = await self.store.allowance_for(
             requester.guild_id,
             requester.user_id,
             list(requester.role_ids),
             self.limits.daily_allowance,
         )
-        job = await self.store.create_job(
-            NewJob(
-                mode=str(request.mode),
-                endpoint_id=request.endpoint.id,
-                request_json=dump_request(request),
-                guild_id=requester.guild_id,
-                channel_id=requester.channel_id,
-                user_id=requester.user_id,
-                input_hashes=[ref.sha256 for ref in request.inputs],
-                interaction_id=requester.interaction_id,
-                interaction_token=requester.interaction_token,
-                token_expires_at=requester.token_expires_at,
-                seed=getattr(request, "seed", None),
-                parent_job_id=parent_job_id,
-                upload_limit=requester.upload_limit,
-            ),
-            cost=cost,
-            allowance=allowance,
-            guild_budget=(
-                guild.daily_budget
-                if guild.daily_budget is not None
-                else self.limits.guild_daily_budget
-            ),
-            global_budget=self.limits.global_daily_budget,
-            max_unfinished=self.limits.max_jobs_per_member,
-            period=self.period(),
-            actor_id=requester.user_id,
-        )
+        try:
+            job = await self.store.create_job(
+                NewJob(
+                    mode=str(request.mode),
+                    endpoint_id=request.endpoint.id,
+                    request_json=dump_request(request),
+                    guild_id=requester.guild_id,
+                    channel_id=requester.channel_id,
+                    user_id=requester.user_id,
+                    input_hashes=[ref.sha256 for ref in request.inputs],
+                    interaction_id=requester.interaction_id,
+                    interaction_token=requester.interaction_token,
+                    token_expires_at=requester.token_expires_at,
+                    seed=getattr(request, "seed", None),
+                    parent_job_id=parent_job_id,
+                    upload_limit=requester.upload_limit,
+                ),
+                cost=cost,
+                allowance=allowance,
+                guild_budget=(
+                    guild.daily_budget
+                    if guild.daily_budget is not None
+                    else self.limits.guild_daily_budget
+                ),
+                global_budget=self.limits.global_daily_budget,
+                max_unfinished=self.limits.max_jobs_per_member,
+                period=self.period(),
+                actor_id=requester.user_id,
+            )
+        except QuotaExceeded as error:
+            raise explain(error, resets_at=self.resets_at()) from None
         self._queue.add(job.id, job.user_id, job.created_at)
         # Should the command never report its first reply (it failed), start the job anyway.
         asyncio.get_running_loop().call_later(FIRST_REPLY_GRACE_S, self._wake.set)
@@ -246,15 +270,21 @@ class Jobs:
         For tests and orderly shutdowns: a job waiting in the queue is waited for too.
         """
         while True:
+            # Taken before looking, so a job spawned while we look still wakes us. The event is
+            # replaced, never cleared: with many waiters, one clearing it could hide a spawn
+            # from another that is still looking (and the last jobs would be waited for forever).
+            ended = self._ended
             task = self._tasks.get(job_id)
             if task is not None:
                 await asyncio.wait({task})
                 continue
             job = await self.store.get_job(job_id)
-            if job is None or job.terminal or job.id not in self._queue:
+            if job is None or job.terminal:
                 return job
-            self._ended.clear()
-            await self._ended.wait()
+            # A queued job out of the queue is between the scheduler's pick and its task.
+            if job.id not in self._queue and job.state is not JobState.QUEUED:
+                return job
+            await ended.wait()
 
     async def get(self, job_id: str) -> Job | None:
         """A job by its id, or None."""
@@ -264,10 +294,29 @@ class Jobs:
         """The job's place in the bot's queue (1 = next), or None if it is not waiting."""
         return self._queue.positions().get(job_id)
 
+    @property
+    def waiting_count(self) -> int:
+        """Jobs waiting in the bot's queue for a fal slot."""
+        return len(self._queue)
+
+    @property
+    def at_fal_count(self) -> int:
+        """Jobs of this process at fal now."""
+        return len(self._at_fal)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the scheduler and the progress board are running (for the health check)."""
+        tasks = (self._scheduler, self._board_task)
+        return all(task is not None and not task.done() for task in tasks)
+
     # -- scheduling ------------------------------------------------------------------------
 
     async def _schedule(self) -> None:
         while True:
+            # Cleared before looking, not after: a slot freed while the positions are being
+            # reported must wake the next round, not be lost.
+            self._wake.clear()
             started = False
             while len(self._at_fal) < self.limits.fal_concurrency:
                 item = self._queue.pop()
@@ -282,7 +331,6 @@ class Jobs:
                 started = True
             if started or self._queue:
                 await self._report_positions()
-            self._wake.clear()
             await self._wake.wait()
 
     async def _report_positions(self) -> None:
@@ -291,12 +339,19 @@ class Jobs:
             if job is not None:
                 self.board.report(job, Progress(Stage.WAITING, position=place))
 
+    def _signal_ended(self) -> None:
+        """Wake every wait_ended() to look again (a job started or left the queue)."""
+        ended, self._ended = self._ended, asyncio.Event()
+        ended.set()
+
     def _spawn(self, job: Job, *, resumed: bool) -> None:
         task = asyncio.create_task(self._run(job, resumed=resumed), name=f"pika-job-{job.id}")
         self._tasks[job.id] = task
-        self._ended.set()
+        self._signal_ended()
 
     async def _run(self, job: Job, *, resumed: bool) -> None:
+        # Every log line of this job's task carries its ids (bot.logs).
+        bind_log_context(job_id=job.id, guild_id=job.guild_id, user_id=job.user_id)
         try:
             await self._runner.run(job, resumed=resumed)
         except asyncio.CancelledError:
@@ -319,6 +374,14 @@ class Jobs:
             self._queue.finished(user_id)
             self._wake.set()
 
+    def fal_webhook(self, request_id: str) -> bool:
+        """A verified fal webhook says this request finished: its job looks at fal at once.
+
+        False when no job here is watching it (ended already, or not watching yet: its first
+        status check will see the result anyway).
+        """
+        return self._runner.wake(request_id)
+
     def disable_endpoint(self, endpoint_id: str) -> None:
         """fal no longer knows this endpoint: refuse its mode until the bot restarts."""
         if endpoint_id not in self.disabled_endpoints:
@@ -326,6 +389,15 @@ class Jobs:
             self.disabled_endpoints.add(endpoint_id)
 
     # -- cancelling ------------------------------------------------------------------------
+
+    async def _tell_cancelled(self, job_id: str) -> None:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            return
+        try:
+            await self._messenger.tell_failure(job, reasons.CANCELLED.words)
+        except Exception:
+            log.exception("could not tell the member that job %s was cancelled", job_id)
 
     async def cancel(self, job_id: str, *, actor_id: int) -> CancelResult:
         """Cancel a job: at once while it waits in the bot's queue, else by asking fal."""
@@ -344,10 +416,16 @@ class Jobs:
                 error_code=reasons.CANCELLED.code,
             )
             if moved:
+                self.metrics.job_ended(job.mode, JobState.CANCELLED)
                 self._queue.remove(job.id)
                 self.board.forget(job.id)
+                # The public reply still says "waiting": say it was cancelled, without holding
+                # up the answer to whoever clicked (Discord gives that 3 seconds).
+                told = asyncio.create_task(self._tell_cancelled(job.id), name=f"pika-{job.id}")
+                self._tasks[job.id] = told
+                told.add_done_callback(lambda _: self._tasks.pop(job.id, None))
                 self._wake.set()
-                self._ended.set()
+                self._signal_ended()
                 return CancelResult.CANCELLED
             return await self.cancel(job_id, actor_id=actor_id)
         if job.state is JobState.SUBMITTING:

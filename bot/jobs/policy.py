@@ -1,0 +1,107 @@
+"""A server's rules for new jobs (allowed channels, prompt blocklist) and refusals that say when
+credits come back."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from bot.jobs.render import timestamp
+from bot.pika import PikaRequest
+from bot.store import GuildSettings, QuotaExceeded, QuotaReason
+
+# The options and request fields whose text a member wrote, so the blocklist applies to them.
+TEXT_FIELDS = ("prompt", "negative_prompt", "prompts", "region")
+
+
+class NotAllowedHere(Exception):
+    """This server's admins do not allow generation in this channel."""
+
+    def __init__(self, allowed: Iterable[int]) -> None:
+        channels = sorted(allowed)
+        shown = ", ".join(f"<#{channel}>" for channel in channels[:10])
+        more = f" and {len(channels) - 10} more" if len(channels) > 10 else ""
+        super().__init__(
+            "Videos can't be made in this channel. This server's admins allow them in "
+            f"{shown}{more}. Nothing was charged."
+        )
+        self.allowed = tuple(channels)
+
+
+class BlockedWord(Exception):
+    """A prompt contains a word this server refuses."""
+
+    def __init__(self, word: str) -> None:
+        super().__init__(
+            f"Your prompt contains \"{word}\", which this server's admins don't allow in "
+            "prompts. Change it and try again. Nothing was charged."
+        )
+        self.word = word
+
+
+class QuotaRefused(QuotaExceeded):
+    """A quota or budget refusal as the member reads it: what is left, what the job costs, and
+    when the credits come back."""
+
+    def __init__(self, cause: QuotaExceeded, *, resets_at: int) -> None:
+        message = str(cause)
+        resets = timestamp(resets_at)
+        if cause.reason is QuotaReason.MEMBER_ALLOWANCE:
+            message += f" Your credits reset {resets}."
+        elif cause.reason is QuotaReason.GUILD_BUDGET:
+            message += f" The server's budget resets {resets}."
+        elif cause.reason is QuotaReason.GLOBAL_BUDGET:
+            message += f" The bot's budget resets {resets}."
+        super().__init__(message, cost=cause.cost, left=cause.left, limit=cause.limit)
+        self.reason = cause.reason
+        self.cause = cause
+        self.resets_at = resets_at
+
+
+def explain(error: QuotaExceeded, *, resets_at: int) -> QuotaRefused:
+    """The refusal to show for a quota error (an explained one stays as it is)."""
+    if isinstance(error, QuotaRefused):
+        return error
+    return QuotaRefused(error, resets_at=resets_at)
+
+
+def check_channel(settings: GuildSettings, channel_id: int) -> None:
+    """Refuse a channel the server's admins have not allowed (no list: every channel is)."""
+    if not settings.channel_allowed(channel_id):
+        raise NotAllowedHere(settings.allowed_channels)
+
+
+def blocked_word(words: Iterable[str], texts: Iterable[str]) -> str | None:
+    """The first listed word found in the texts, matched case-insensitively as a whole word."""
+    joined = "\n".join(texts)
+    if not joined:
+        return None
+    for word in words:
+        # Whole words only, so "ass" does not refuse "class"; \w keeps accents and digits inside.
+        if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", joined, re.IGNORECASE):
+            return word
+    return None
+
+
+def check_prompt(settings: GuildSettings, texts: Iterable[str]) -> None:
+    """Refuse a prompt that contains a word of the server's blocklist."""
+    if not settings.blocklist:
+        return
+    word = blocked_word(settings.blocklist, texts)
+    if word is not None:
+        raise BlockedWord(word)
+
+
+def option_texts(options: Mapping[str, object]) -> list[str]:
+    """The free text a member typed into a command's options."""
+    return [value for name in TEXT_FIELDS if isinstance(value := options.get(name), str)]
+
+
+def request_texts(request: PikaRequest) -> list[str]:
+    """The free text of a request: prompts, negative prompt, region, transitions' prompts."""
+    fields = request.model_dump(mode="json")
+    texts = option_texts(fields)
+    for transition in fields.get("transitions") or ():
+        if isinstance(transition, dict) and isinstance(transition.get("prompt"), str):
+            texts.append(transition["prompt"])
+    return texts
