@@ -9,11 +9,13 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.logs import setup_logging
 
 if TYPE_CHECKING:
     from bot.app import PikaBot
@@ -27,9 +29,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="start the bot (the default)")
-    commands.add_parser(
-        "check", help="validate the configuration and the database, print the effective limits"
+    check = commands.add_parser(
+        "check",
+        help="validate the configuration and the database, the fal key and endpoints, the "
+        "Discord login and permissions; print the effective limits",
     )
+    check.add_argument("--offline", action="store_true", help="skip fal and Discord (no network)")
+    invite = commands.add_parser(
+        "invite", help="print the URL that adds the bot to a server with the permissions it needs"
+    )
+    invite.add_argument(
+        "--client-id", type=int, default=None, help="the application id (default: from the token)"
+    )
+    forget = commands.add_parser(
+        "forget",
+        help="delete a member's data in one server (jobs' prompts and videos, cached inputs; "
+        "ledger rows anonymised)",
+    )
+    forget.add_argument("--guild", type=int, required=True, help="the server id")
+    forget.add_argument("--user", type=int, required=True, help="the member's user id")
     sync = commands.add_parser("sync", help="sync the slash commands now, changed or not")
     sync.add_argument(
         "--guild", type=int, default=None, help="sync to one server only (instant; for testing)"
@@ -40,30 +58,60 @@ def _parser() -> argparse.ArgumentParser:
     from bot.emulator.cli import add_arguments
 
     add_arguments(emulator)
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="play every mode on this machine with no accounts (fake Discord, fal emulator, "
+        "the real bot) and write the videos and a transcript to a folder",
+    )
+    sandbox.add_argument(
+        "--out",
+        type=Path,
+        default=Path("sandbox-out"),
+        help="where to write (default ./sandbox-out)",
+    )
+    sandbox.add_argument("--small", action="store_true", help="tiny, instant videos (for tests)")
     return parser
 
 
-async def _check(settings: Settings) -> int:
-    from bot.pika import price_table
+async def _check(settings: Settings, *, offline: bool) -> int:
+    from bot.check import run_check
+
+    return await run_check(settings, offline=offline)
+
+
+def _invite(settings: Settings, client_id: int | None) -> int:
+    from bot.check import client_id_from_token, invite_url
+
+    if client_id is None and settings.discord_token is not None:
+        client_id = client_id_from_token(settings.discord_token.get_secret_value())
+    if client_id is None:
+        raise ConfigError(
+            "the application id is unknown: pass --client-id (Developer Portal, General "
+            "Information, Application ID) or set DISCORD_TOKEN"
+        )
+    print(invite_url(client_id))
+    return 0
+
+
+async def _forget(settings: Settings, guild_id: int, user_id: int) -> int:
+    from bot.media import InputCache
+    from bot.retention import Retention
     from bot.store import Store
 
     async with await Store.open(settings.database) as store:
-        version = await store.schema_version()
-    print(f"configuration: ok\ndatabase: {settings.database} (schema version {version})")
-    print(f"fal: queue {settings.fal_queue_url}, storage {settings.fal_rest_url}")
-    print(f"fal key: {'set' if settings.fal_key else 'MISSING (FAL_KEY)'}")
-    print(f"discord token: {'set' if settings.discord_token else 'MISSING (DISCORD_TOKEN)'}")
-    print(
-        f"limits: {settings.daily_allowance} credits per member per day "
-        f"(resets {settings.reset_hour:02d}:00 UTC), "
-        f"server budget {settings.guild_daily_budget}/day, global budget "
-        f"{settings.global_daily_budget}/day, {settings.max_jobs_per_member} unfinished jobs per "
-        f"member, {settings.fal_concurrency} jobs at fal at once"
-    )
-    print("prices (credits):")
-    for row in price_table(settings.prices):
-        unit = "per second" if row.per_second else "per video"
-        print(f"  {row.endpoint.id:40} {row.label:18} {row.credits:>4} {unit}")
+        retention = Retention(
+            store=store,
+            cache=InputCache(
+                settings.cache_dir,
+                max_bytes=settings.cache_max_bytes,
+                max_age_seconds=settings.cache_max_age_hours * 3600,
+            ),
+            output_dir=settings.output_dir,
+            videos_max_age_seconds=settings.videos_max_age_hours * 3600,
+            videos_max_bytes=settings.videos_max_total_bytes,
+        )
+        report = await retention.forget(guild_id, user_id)
+    print(report.summary())
     return 0
 
 
@@ -97,7 +145,12 @@ async def _bot(settings: Settings, *, run_jobs: bool = True) -> AsyncIterator[Pi
     point_discord_at(settings.discord_api_url, settings.discord_gateway_url)
     async with (
         await Store.open(settings.database) as store,
-        httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http,
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=10.0),
+            # Every job at fal keeps its status stream open: room for all of them plus
+            # submits, results and downloads (httpx's default of 100 capped jobs at fal at ~100).
+            limits=httpx.Limits(max_connections=settings.fal_concurrency + 100),
+        ) as http,
         FalClient(settings.fal_queue_url, settings.fal_rest_url, fal_key, http=http) as fal,
     ):
         bot = PikaBot(settings=settings, store=store, fal=fal, http=http, run_jobs=run_jobs)
@@ -133,14 +186,32 @@ async def _fal_emulator(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(level=logging.INFO)
     try:
         if args.command == "fal-emulator":
             return asyncio.run(_fal_emulator(args))
+        if args.command == "sandbox":
+            from bot.sandbox import main as sandbox
+
+            # The bot's own log would drown the sandbox's summary; warnings still show.
+            logging.getLogger().setLevel(logging.WARNING)
+            return sandbox(args.out, small=args.small)
         settings = load_settings()
-        logging.getLogger().setLevel(settings.log_level)
+        setup_logging(
+            level=settings.log_level,
+            fmt=settings.log_format,
+            secrets=[
+                secret.get_secret_value()
+                for secret in (settings.discord_token, settings.fal_key)
+                if secret is not None
+            ],
+        )
         if args.command == "check":
-            return asyncio.run(_check(settings))
+            return asyncio.run(_check(settings, offline=args.offline))
+        if args.command == "invite":
+            return _invite(settings, args.client_id)
+        if args.command == "forget":
+            return asyncio.run(_forget(settings, args.guild, args.user))
         if args.command == "sync":
             return asyncio.run(_sync(settings, args.guild))
         return asyncio.run(_run(settings))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -18,16 +19,20 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.fal import FalClient
+from bot.health import HealthServer
 from bot.jobs import Jobs, Limits, Refusal
 from bot.jobs.delivery import DiscordMessenger
 from bot.jobs.runner import RunnerConfig, download_rules
 from bot.media import DEFAULT_LIMITS, InputCache
 from bot.media import Limits as MediaLimits
+from bot.metrics import Metrics
+from bot.retention import Retention
 from bot.store import Store
+from bot.webhook_server import WebhookServer, webhook_server
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.pika", "cogs.buttons")
+EXTENSIONS = ("cogs.pika", "cogs.buttons", "cogs.admin")
 COMMAND_HASH_KEY = "command_hash"
 
 
@@ -62,6 +67,9 @@ class PikaBot(commands.Bot):
         run_jobs: bool = True,
         **options: Any,
     ) -> None:
+        metrics = Metrics()
+        # Counts discord.py's answers from Discord (429s among them) for /metrics.
+        options.setdefault("http_trace", metrics.discord_trace())
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
@@ -76,6 +84,10 @@ class PikaBot(commands.Bot):
         self.clock = clock
         self.media_limits = media_limits
         self.run_jobs = run_jobs
+        self.metrics = metrics
+        self.health: HealthServer | None = None
+        self.webhooks: WebhookServer | None = None
+        self._retention_task: asyncio.Task[None] | None = None
         self.cache = InputCache(
             settings.cache_dir,
             max_bytes=settings.cache_max_bytes,
@@ -114,6 +126,17 @@ class PikaBot(commands.Bot):
                 fal_concurrency=settings.fal_concurrency,
             ),
             clock=clock,
+            metrics=metrics,
+        )
+        self.retention = Retention(
+            store=store,
+            cache=self.cache,
+            output_dir=settings.output_dir,
+            videos_max_age_seconds=settings.videos_max_age_hours * 3600,
+            videos_max_bytes=settings.videos_max_total_bytes,
+            interval_seconds=settings.prune_interval_minutes * 60,
+            metrics=metrics,
+            clock=clock,
         )
         self.tree.error(self.on_app_command_error)
 
@@ -125,9 +148,27 @@ class PikaBot(commands.Bot):
             await self.load_extension(extension)
         if self.run_jobs:
             await self.jobs.start()
+            self._retention_task = asyncio.create_task(self.retention.run(), name="pika-retention")
+            if settings.http_port is not None:
+                self.health = HealthServer(self, host=settings.http_host, port=settings.http_port)
+                await self.health.start()
+            if settings.fal_webhook_url is not None:
+                self.webhooks = webhook_server(
+                    settings,
+                    http=self.http_client,
+                    on_event=lambda event: self.jobs.fal_webhook(event.request_id),
+                )
+                await self.webhooks.start()
             await self.sync_commands(force=False)
 
     async def close(self) -> None:
+        if self.health is not None:
+            await self.health.close()
+        if self.webhooks is not None:
+            await self.webhooks.close()
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            await asyncio.gather(self._retention_task, return_exceptions=True)
         await self.jobs.close()
         await super().close()
 
@@ -191,6 +232,7 @@ class PikaBot(commands.Bot):
             interaction.guild_id,
             interaction.user.id,
             exc_info=cause,
+            extra={"guild_id": interaction.guild_id, "user_id": interaction.user.id},
         )
         await refuse(
             interaction,

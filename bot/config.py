@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -18,6 +19,7 @@ CONFIG_ENV = "PIKABOT_CONFIG"
 SECRET_ENV = {"discord_token": "DISCORD_TOKEN", "fal_key": "FAL_KEY"}
 
 MiB = 1024 * 1024
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class ConfigError(Exception):
@@ -47,7 +49,12 @@ class Settings(BaseSettings):
     fal_queue_url: str = "https://queue.fal.run"
     fal_rest_url: str = "https://rest.fal.ai"
     fal_concurrency: int = Field(default=4, ge=1, le=1000)
+    # Set to have fal call back when a job finishes (the stream and polling stay the fallback).
+    # The bot receives the calls on fal_webhook_host:fal_webhook_port at /fal/webhook; a reverse
+    # proxy publishes that at this URL.
     fal_webhook_url: str | None = None
+    fal_webhook_host: str = "127.0.0.1"
+    fal_webhook_port: int = Field(default=8091, ge=1, le=65535)
     # Hosts result videos may be downloaded from: an exact host, or a suffix starting with a dot.
     download_hosts: list[str] = Field(default_factory=lambda: [".fal.media", ".fal.run", ".fal.ai"])
     # Inputs at most this big reach fal inline as data URIs; larger ones go through fal storage.
@@ -73,9 +80,15 @@ class Settings(BaseSettings):
     cache_max_bytes: int = Field(default=2 * 1024 * MiB, ge=10 * MiB)
     cache_max_age_hours: float = Field(default=7 * 24, gt=0)
     output_max_bytes: int = Field(default=200 * MiB, ge=1 * MiB)
+    # Downloaded videos (output_dir) are pruned by age and total size, like the input cache.
+    videos_max_age_hours: float = Field(default=7 * 24, gt=0)
+    videos_max_total_bytes: int = Field(default=5 * 1024 * MiB, ge=10 * MiB)
+    prune_interval_minutes: float = Field(default=60, ge=1)
 
     # Operations.
     http_port: int | None = Field(default=None, ge=1, le=65535)
+    # Where the health/metrics endpoint listens; 0.0.0.0 in a container so others can scrape it.
+    http_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -96,9 +109,12 @@ class Settings(BaseSettings):
     @field_validator("fal_webhook_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("https://"):
-            raise ValueError("must be a public https:// URL fal can reach")
-        return value
+        if value is None or value.startswith("https://"):
+            return value
+        # Plain HTTP only reaches this machine: the fal emulator in tests and the sandbox.
+        if value.startswith("http://") and urlsplit(value).hostname in LOOPBACK_HOSTS:
+            return value
+        raise ValueError("must be a public https:// URL fal can reach")
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -25,6 +25,9 @@ TOKEN_MARGIN_S = 60
 # documented name for an interaction's first reply.
 ORIGINAL = cast(int, "@original")
 HISTORY_SCAN = 50  # messages looked at to find a delivery made just before a crash
+# A post that Discord failed with a 5xx or a 429 it would not let discord.py wait out is tried
+# this many times in all (after a look for an earlier success), then the video goes by DM.
+POST_ATTEMPTS = 3
 
 
 class DiscordMessenger:
@@ -36,10 +39,14 @@ class DiscordMessenger:
         *,
         default_upload_limit: int,
         clock: Callable[[], float] = time.time,
+        retry_delay: float = 1.0,
     ) -> None:
         self._client = client
         self._default_upload_limit = default_upload_limit
         self._clock = clock
+        self._retry_delay = retry_delay
+        # Tokens Discord called invalid before their time (401): never used again.
+        self._dead_tokens: set[str] = set()
 
     # -- routes ------------------------------------------------------------------------------
 
@@ -47,21 +54,40 @@ class DiscordMessenger:
         """Whether the job's interaction token may still be used (never retry a dead one)."""
         if not job.interaction_token or job.token_expires_at is None:
             return False
+        if job.interaction_token in self._dead_tokens:
+            return False
         return self._clock() < job.token_expires_at - TOKEN_MARGIN_S
+
+    def _token_died(self, job: Job, error: discord.HTTPException) -> bool:
+        """Whether the error says the job's token is dead (401, e.g. 50027); remembers it."""
+        if error.status != 401 or not job.interaction_token:
+            return False
+        log.warning("job %s: Discord says its interaction token is dead (%s)", job.id, error)
+        self._dead_tokens.add(job.interaction_token)
+        return True
 
     def _webhook(self, job: Job) -> discord.Webhook:
         assert job.interaction_token is not None
         app_id = self._client.application_id
         assert app_id is not None
-        return discord.Webhook.partial(app_id, job.interaction_token, client=self._client)
+        # An interaction's webhook must be of the application type (3), as discord.py builds
+        # Interaction.followup: Webhook.partial makes an incoming one (1), which refuses to
+        # send ephemeral messages.
+        data: Any = {"id": app_id, "type": 3, "token": job.interaction_token}
+        return discord.Webhook.from_state(data=data, state=self._client._connection)
 
     def _channel(self, job: Job) -> discord.PartialMessageable:
         return self._client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
 
     async def _edit_progress(self, job: Job, **fields: Any) -> None:
         if self.token_alive(job):
-            await self._webhook(job).edit_message(ORIGINAL, **fields)
-        elif job.progress_message_id is not None:
+            try:
+                await self._webhook(job).edit_message(ORIGINAL, **fields)
+                return
+            except discord.HTTPException as error:
+                if not self._token_died(job, error) or job.progress_message_id is None:
+                    raise
+        if job.progress_message_id is not None:
             await self._channel(job).get_partial_message(job.progress_message_id).edit(**fields)
 
     # -- Messenger ---------------------------------------------------------------------------
@@ -97,8 +123,14 @@ class DiscordMessenger:
         if resumed:
             earlier = await self._find_delivery(job)
             if earlier is not None:
-                log.info("job %s was already delivered as message %s", job.id, earlier)
-                return Delivered(DeliveryPath.CHANNEL, earlier, "found after a restart")
+                log.info(
+                    "job %s was already delivered (%s, message %s)",
+                    job.id,
+                    earlier.path,
+                    earlier.message_id,
+                )
+                await self._mark_progress_done(job, earlier)
+                return earlier
         upload = await self._fitting(job, video, self.upload_limit(job))
         missing = self.missing_permissions(job)
         if missing:
@@ -124,11 +156,16 @@ class DiscordMessenger:
             log.warning("job %s: could not edit the progress reply: %s", job.id, error)
         note = f"<@{job.user_id}> your Pika job `{job.id}` ended without a video: {reason}"
         if self.token_alive(job):
-            await self._webhook(job).send(
-                note, ephemeral=True, allowed_mentions=render.requester_only(job.user_id)
-            )
-        else:
-            await self._send_anywhere(job, content=note)
+            try:
+                await self._webhook(job).send(
+                    note, ephemeral=True, allowed_mentions=render.requester_only(job.user_id)
+                )
+                return
+            except discord.HTTPException as error:
+                self._token_died(job, error)
+                log.warning("job %s: the failure note could not be sent: %s", job.id, error)
+        if await self._send_anywhere(job, content=note) is None:
+            log.warning("job %s: the member could not be told by any route", job.id)
 
     # -- delivery ----------------------------------------------------------------------------
 
@@ -151,25 +188,43 @@ class DiscordMessenger:
             return discord.File(upload, filename=f"pika-{job.id}.mp4")
 
         message: discord.Message
-        try:
-            view = render.result_view(job)
-            if self.token_alive(job):
-                message = await self._webhook(job).send(
-                    content,
-                    embed=embed,
-                    file=file(),
-                    view=view,
-                    allowed_mentions=mentions,
-                    wait=True,
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                view = render.result_view(job)
+                if self.token_alive(job):
+                    message = await self._webhook(job).send(
+                        content,
+                        embed=embed,
+                        file=file(),
+                        view=view,
+                        allowed_mentions=mentions,
+                        wait=True,
+                    )
+                else:
+                    message = await self._channel(job).send(
+                        content, embed=embed, file=file(), view=view, allowed_mentions=mentions
+                    )
+                return Delivered(DeliveryPath.CHANNEL, message.id)
+            except (discord.Forbidden, discord.NotFound) as error:
+                log.warning(
+                    "job %s: the channel refused the video (%s); trying a DM", job.id, error
                 )
-            else:
-                message = await self._channel(job).send(
-                    content, embed=embed, file=file(), view=view, allowed_mentions=mentions
-                )
-            return Delivered(DeliveryPath.CHANNEL, message.id)
-        except (discord.Forbidden, discord.NotFound) as error:
-            log.warning("job %s: the channel refused the video (%s); trying a DM", job.id, error)
-            return await self._dm_or_keep(job, upload, reason=str(error))
+                return await self._dm_or_keep(job, upload, reason=str(error))
+            except discord.HTTPException as error:
+                if self._token_died(job, error):
+                    continue  # the same post through the bot token
+                transient = error.status >= 500 or error.status == 429
+                if not transient or attempt >= POST_ATTEMPTS:
+                    log.warning("job %s: the video was not posted (%s); trying a DM", job.id, error)
+                    return await self._dm_or_keep(job, upload, reason=str(error))
+                log.info("job %s: posting failed (%s); trying again", job.id, error)
+                await asyncio.sleep(self._retry_delay * attempt)
+                # A 5xx may come after Discord posted it: never post the video twice.
+                earlier = await self._find_delivery(job)
+                if earlier is not None:
+                    return earlier
 
     async def _dm_or_keep(self, job: Job, upload: Path | None, *, reason: str) -> Delivered:
         try:
@@ -206,8 +261,8 @@ class DiscordMessenger:
         mentions = render.requester_only(job.user_id)
         try:
             return await self._channel(job).send(allowed_mentions=mentions, **fields)
-        except (discord.Forbidden, discord.NotFound):
-            pass
+        except discord.HTTPException as error:
+            log.info("job %s: the channel refused a message (%s); trying a DM", job.id, error)
         fields.pop("view", None)  # a job's buttons belong in its server
         try:
             user = await self._client.fetch_user(job.user_id)
@@ -232,17 +287,35 @@ class DiscordMessenger:
         except discord.HTTPException as error:
             log.warning("job %s: could not update the progress reply: %s", job.id, error)
 
-    async def _find_delivery(self, job: Job) -> int | None:
-        """A message this bot already posted for the job (a crash right after posting)."""
-        me = self._client.user
+    async def _find_delivery(self, job: Job) -> Delivered | None:
+        """A delivery this bot already made for the job (a crash after posting, before the
+        job was marked delivered): a file or a link in the channel, or a DM to the member."""
+        footer = f"job {job.id}"
+
+        def mine(message: discord.Message) -> bool:
+            me = self._client.user
+            return (me is None or message.author.id == me.id) and any(
+                (embed.footer.text or "") == footer for embed in message.embeds
+            )
+
         try:
             async for message in self._channel(job).history(limit=HISTORY_SCAN):
-                if me is not None and message.author.id != me.id:
+                # The progress reply and failure notes carry the footer too, but neither the
+                # video nor the result's own text.
+                if not mine(message) or message.id == job.progress_message_id:
                     continue
-                if message.attachments and any(
-                    (embed.footer.text or "") == f"job {job.id}" for embed in message.embeds
-                ):
-                    return message.id
+                if message.attachments:
+                    return Delivered(DeliveryPath.CHANNEL, message.id, "found after a restart")
+                if message.content == render.result_content(job):
+                    return Delivered(DeliveryPath.LINK, message.id, "found after a restart")
         except discord.HTTPException as error:
             log.info("job %s: could not read the channel's history: %s", job.id, error)
+        try:
+            user = await self._client.fetch_user(job.user_id)
+            async for message in (await user.create_dm()).history(limit=HISTORY_SCAN):
+                # Failure notes in DMs have no embed: anything with the footer is the video.
+                if mine(message):
+                    return Delivered(DeliveryPath.DM, message.id, "found after a restart")
+        except discord.HTTPException as error:
+            log.info("job %s: could not read the DM history: %s", job.id, error)
         return None

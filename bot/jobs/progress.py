@@ -103,7 +103,11 @@ class ProgressBoard:
         results = await asyncio.gather(
             *(self._show(entry.job, entry.latest) for entry in chosen), return_exceptions=True
         )
+        done = self._clock()
         for entry, result in zip(chosen, results, strict=True):
+            # The interval runs from when the edit was answered, so a slow edit followed by a
+            # fast one can never reach Discord closer together than the interval.
+            entry.last_edit = max(entry.last_edit, done)
             if isinstance(result, Exception):
                 log.warning("progress edit for job %s failed: %r", entry.job.id, result)
         return len(chosen)

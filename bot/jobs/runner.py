@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,18 +19,21 @@ from bot.fal import (
     FalClient,
     FalError,
     FalNotFound,
+    FalPlatformError,
     FalSubmissionUnknown,
     InProgress,
     Queued,
     RequestHandle,
+    Status,
 )
 from bot.jobs import reasons
-from bot.jobs.messenger import Messenger, Progress, Stage
+from bot.jobs.messenger import Delivered, Messenger, Progress, Stage
 from bot.jobs.progress import ProgressBoard
 from bot.jobs.reasons import Reason
-from bot.media import DownloadError, InputCache, download
+from bot.media import DownloadError, DownloadFailed, InputCache, download
+from bot.metrics import Metrics
 from bot.pika import InvalidRequest, parse_request, to_fal_body
-from bot.store import Job, JobState, LedgerKind, Store
+from bot.store import DeliveryPath, Job, JobState, LedgerKind, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,8 @@ FAL_DONE = frozenset({JobState.COMPLETED, JobState.DOWNLOADED})
 # Marks a job whose member asked to cancel it after it reached fal (survives restarts).
 CANCEL_REQUESTED = "cancel_requested"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,10 @@ class RunnerConfig:
     progress_interval: float
     deadline_seconds: int
     webhook_url: str | None = None
+    # fal's CDN drops a connection now and then: a failed download of a finished (and billed)
+    # video is tried again this many times in all, waiting retry_delay x the try number between.
+    download_attempts: int = 4
+    download_retry_delay: float = 0.25
 
 
 def download_rules(hosts: Collection[str], *fal_urls: str) -> tuple[frozenset[str], bool]:
@@ -82,6 +93,7 @@ class JobRunner:
         left_fal: Callable[[Job], None],
         endpoint_gone: Callable[[str], None],
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._fal = fal
@@ -93,6 +105,9 @@ class JobRunner:
         self._left_fal = left_fal
         self._endpoint_gone = endpoint_gone
         self._clock = clock
+        self._metrics = metrics or Metrics()
+        # Set by a verified fal webhook for the request a job is watching (see wake).
+        self._woken: dict[str, asyncio.Event] = {}
 
     async def run(self, job: Job, *, resumed: bool = False) -> None:
         """Take the job through its remaining stages; every stage is persisted before the next.
@@ -122,6 +137,15 @@ class JobRunner:
                 await self._submit(current)
             elif state is JobState.SUBMITTING:
                 # Only a restart finds a job here: the submit may or may not have reached fal.
+                # fal has no idempotency key and no lookup by our id, so the job is never sent
+                # again; the operator gets what is needed to find a stray run on fal's side.
+                log.warning(
+                    "job %s: the bot stopped while sending it to %s (at %s); fal may have run "
+                    "it unseen. The member is refunded and told.",
+                    current.id,
+                    current.endpoint_id,
+                    current.updated_at,
+                )
                 await self._fail(
                     current, reasons.RESTARTED_WHILE_SENDING, {state}, JobState.UNKNOWN
                 )
@@ -153,6 +177,7 @@ class JobRunner:
                     data, ref.content_type, max_data_uri_bytes=self._config.data_uri_max_bytes
                 )
         except FalError as error:
+            self._metrics.fal_failed("upload", error)
             await self._fail(job, reasons.reason_for(error), {JobState.QUEUED})
             return
         body = to_fal_body(request, urls)
@@ -161,9 +186,10 @@ class JobRunner:
         ):
             return  # cancelled meanwhile
         try:
-            handle = await self._fal.submit(
-                job.endpoint_id, body, webhook_url=self._config.webhook_url
-            )
+            with self._metrics.fal_call("submit"):
+                handle = await self._fal.submit(
+                    job.endpoint_id, body, webhook_url=self._config.webhook_url
+                )
         except FalSubmissionUnknown as error:
             await self._fail(
                 job, reasons.reason_for(error), {JobState.SUBMITTING}, JobState.UNKNOWN
@@ -202,7 +228,7 @@ class JobRunner:
         ticker: asyncio.Task[None] | None = None
         started: float | None = float(job.started_at) if job.started_at else None
         try:
-            async for status in self._fal.watch(handle, poll_interval=self._config.poll_interval):
+            async for status in self._statuses(handle):
                 if isinstance(status, Queued):
                     if status.position != job.fal_queue_position:
                         await self._store.update_job(job.id, fal_queue_position=status.position)
@@ -225,11 +251,59 @@ class JobRunner:
                     await self._completed(job, status)
                     return
         except FalError as error:
+            self._metrics.fal_failed("watch", error)
             self._left_fal(job)
             await self._fail(job, reasons.reason_for(error), AT_FAL)
         finally:
+            self._woken.pop(handle.request_id, None)
             if ticker is not None:
                 ticker.cancel()
+
+    def wake(self, request_id: str) -> bool:
+        """fal says (by a verified webhook) the request finished: look at once, not at the next
+        poll. False when no job here is watching that request."""
+        woken = self._woken.get(request_id)
+        if woken is None:
+            return False
+        woken.set()
+        return True
+
+    async def _statuses(self, handle: RequestHandle) -> AsyncIterator[Status]:
+        """The request's statuses until Completed: fal's stream or polling, cut short by wake().
+
+        Woken, the watch is dropped and the status asked once; fal's queue, not the webhook's
+        payload, says how the request ended. Without webhooks this is just fal.watch.
+        """
+        woken = self._woken.setdefault(handle.request_id, asyncio.Event())
+        while True:
+            ended: Completed | None = None
+            watch = self._fal.watch(handle, poll_interval=self._config.poll_interval)
+            # Closed before the end is reported, so no stream outlives the watch.
+            async with aclosing(_until(watch, woken)) as statuses:
+                async for status in statuses:
+                    if isinstance(status, Completed):
+                        ended = status
+                        break
+                    yield status
+            if ended is not None:
+                yield ended
+                return
+            if not woken.is_set():
+                return
+            woken.clear()
+            try:
+                status = await self._fal.status(handle)
+            except FalPlatformError as error:
+                if not error.retryable:
+                    raise
+                log.warning(
+                    "fal status of %s failed after its webhook: %s", handle.request_id, error
+                )
+                continue
+            yield status
+            if isinstance(status, Completed):
+                return
+            # The webhook came before fal's queue says so: go on watching.
 
     async def _tick_generating(self, job: Job, started: float) -> None:
         while True:
@@ -242,6 +316,7 @@ class JobRunner:
             if fresh.error_code == CANCEL_REQUESTED:
                 await self._fail(fresh, reasons.CANCELLED, AT_FAL, JobState.CANCELLED)
             else:
+                self._metrics.fal_failed("model", status.error_type or "model_error")
                 await self._fail(
                     fresh, reasons.model_failure(status.error, status.error_type), AT_FAL
                 )
@@ -252,18 +327,11 @@ class JobRunner:
         self._board.report(job, Progress(Stage.DELIVERING))
         handle = self._handle(job)
         try:
-            result = await self._fal.result(handle)
+            with self._metrics.fal_call("result"):
+                result = await self._fal.result(handle)
             await self._store.update_job(job.id, video_url=result.video.url)
             dest = self._config.output_dir / f"{job.id}.mp4"
-            hosts, https = self._download_rules()
-            size = await download(
-                self._http,
-                result.video.url,
-                dest,
-                max_bytes=self._config.output_max_bytes,
-                allowed_hosts=hosts,
-                require_https=https,
-            )
+            size = await self._download(job, result.video.url, dest)
         except (FalError, DownloadError) as error:
             await self._fail(job, reasons.reason_for(error), {JobState.COMPLETED})
             return
@@ -278,10 +346,37 @@ class JobRunner:
     def _download_rules(self) -> tuple[Collection[str], bool]:
         return self._config.download_hosts, self._config.download_require_https
 
+    async def _download(self, job: Job, url: str, dest: Path) -> int:
+        """Download the video, trying again after network trouble (never after a refusal)."""
+        hosts, https = self._download_rules()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await download(
+                    self._http,
+                    url,
+                    dest,
+                    max_bytes=self._config.output_max_bytes,
+                    allowed_hosts=hosts,
+                    require_https=https,
+                )
+            except DownloadFailed as error:
+                if attempt >= self._config.download_attempts:
+                    raise
+                log.info("job %s: download failed (%s); trying again", job.id, error)
+                await asyncio.sleep(self._config.download_retry_delay * attempt)
+
     async def _deliver(self, job: Job, *, resumed: bool) -> None:
         assert job.output_path is not None
         self._board.forget(job.id)
-        delivered = await self._messenger.deliver(job, Path(job.output_path), resumed=resumed)
+        try:
+            delivered = await self._messenger.deliver(job, Path(job.output_path), resumed=resumed)
+        except Exception:
+            # The messenger falls back on its own (DM, then keeping the video); should it fail
+            # anyway, the job must still end: the video stays reachable through /pika job.
+            log.exception("job %s: delivery failed unexpectedly; the video is kept", job.id)
+            delivered = Delivered(DeliveryPath.KEPT, None, "delivery failed")
         await self._store.finish_job(
             job.id,
             JobState.DELIVERED,
@@ -291,6 +386,8 @@ class JobRunner:
             delivery_path=delivered.path,
             interaction_token=None,
         )
+        self._metrics.delivered(delivered.path)
+        self._metrics.job_ended(job.mode, JobState.DELIVERED)
         log.info("job %s delivered (%s)", job.id, delivered.path)
 
     # -- endings ---------------------------------------------------------------------------
@@ -313,6 +410,7 @@ class JobRunner:
         )
         if not moved:
             return
+        self._metrics.job_ended(job.mode, to)
         log.info("job %s ended %s: %s", job.id, to, reason.code)
         self._board.forget(job.id)
         try:
@@ -338,3 +436,32 @@ class JobRunner:
 
     async def _fresh(self, job: Job) -> Job:
         return await self._store.get_job(job.id) or job
+
+
+async def _until(items: AsyncIterator[T], stop: asyncio.Event) -> AsyncGenerator[T, None]:
+    """The items of `items` until `stop` is set; the item being waited for then is abandoned.
+
+    `items` is closed on the way out.
+    """
+    stopped = asyncio.ensure_future(stop.wait())
+    step: asyncio.Future[T] | None = None
+    try:
+        while not stop.is_set():
+            step = asyncio.ensure_future(anext(items))
+            await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                return
+            finished, step = step, None
+            try:
+                item = finished.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        stopped.cancel()
+        if step is not None and not step.done():
+            step.cancel()
+            # A generator must have stopped running before it can be closed.
+            await asyncio.wait({step})
+        if isinstance(items, AsyncGenerator):
+            await items.aclose()

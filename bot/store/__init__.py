@@ -33,6 +33,7 @@ from bot.store.ledger import (
     allowance_period,
     next_reset,
 )
+from bot.store.privacy import ForgottenMember
 from bot.store.schema import Migration, bundled_migrations
 from bot.store.settings import AuditEntry, Block, GuildSettings
 from bot.store.store import Store
@@ -47,6 +48,7 @@ __all__ = [
     "DatabaseTooNew",
     "DaySpend",
     "DeliveryPath",
+    "ForgottenMember",
     "GlobalBudgetExceeded",
     "GuildBudgetExceeded",
     "GuildSettings",

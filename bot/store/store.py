@@ -32,6 +32,7 @@ from bot.store.jobs import (
     new_job_id,
 )
 from bot.store.ledger import Balance, DaySpend, LedgerEntry, LedgerKind, MemberSpend
+from bot.store.privacy import ForgottenMember, forget_member
 from bot.store.schema import Migration, apply_migrations, bundled_migrations
 from bot.store.settings import AuditEntry, Block, GuildSettings
 
@@ -922,6 +923,22 @@ class Store:
                 "updated_at = excluded.updated_at",
                 (key, value, self._now()),
             )
+
+    # Operations and privacy
+
+    async def job_counts(self) -> dict[tuple[str, str], int]:
+        """How many jobs there are by (mode, state), for the operator's metrics."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT mode, state, COUNT(*) FROM jobs GROUP BY mode, state"
+            )
+        return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+
+    async def forget_member(self, guild_id: int, user_id: int) -> ForgottenMember:
+        """Scrub the member's finished jobs in this server and anonymise their ledger rows,
+        in one transaction; the caller deletes the files named in the answer."""
+        async with self._write() as db:
+            return await forget_member(db, self._now(), guild_id, user_id)
 
 
 # Statement helpers shared by the methods above; each runs inside the caller's lock.
