@@ -3,7 +3,13 @@
 from bot.emulator.render import PreviewSettings
 from bot.emulator.schemas import ENDPOINTS
 from bot.emulator.scripts import Fault, JobScript, ScriptError
-from bot.emulator.server import FalEmulator, Submission, UnknownRequest, serve
+from bot.emulator.server import (
+    FalEmulator,
+    Submission,
+    UnknownRequest,
+    WebhookDelivery,
+    serve,
+)
 
 __all__ = [
     "ENDPOINTS",
@@ -14,5 +20,6 @@ __all__ = [
     "ScriptError",
     "Submission",
     "UnknownRequest",
+    "WebhookDelivery",
     "serve",
 ]

@@ -28,7 +28,9 @@ class JobScript:
     error and a 422 result with a detail list; "platform_error" ends COMPLETED with error_type
     (default runner_scheduling_failure) and a 5xx result. output_size pads the MP4 with a trailing
     `free` box to about that many bytes. stream_break_after=N drops every status stream of this job
-    after N data events, before COMPLETED.
+    after N data events (at its next change or keep-alive), before COMPLETED. A submit with
+    fal_webhook gets webhook_copies signed callbacks on completion (fal repeats deliveries; 0
+    loses them all).
     """
 
     queue_seconds: float = 0.0
@@ -40,6 +42,7 @@ class JobScript:
     error_message: str | None = None
     output_size: int | None = None
     stream_break_after: int | None = None
+    webhook_copies: int = 1
     # Beyond the shared contract: finer control over how an error looks.
     error_type: str | None = None
     result_status: int | None = None
@@ -54,6 +57,8 @@ class JobScript:
             raise ScriptError("queue_position must not be negative")
         if self.stream_break_after is not None and self.stream_break_after < 0:
             raise ScriptError("stream_break_after must not be negative")
+        if self.webhook_copies < 0:
+            raise ScriptError("webhook_copies must not be negative")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobScript:

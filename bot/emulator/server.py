@@ -9,7 +9,10 @@ bot sent. Choices where fal's behaviour is not documented:
 - a request cancelled while IN_PROGRESS answers 202 too, but still completes and delivers;
 - the result of an unfinished request answers 400 with a plain-string detail;
 - a model error (scripted, or an input that cannot be downloaded or decoded) ends COMPLETED with
-  error/error_type, and its result answers 422 with a detail list.
+  error/error_type, and its result answers 422 with a detail list;
+- a submit with ?fal_webhook=URL gets a callback POSTed there on completion, signed like fal's
+  with an Ed25519 key the emulator makes (its public half at /.well-known/jwks.json); a refused
+  or failed callback is tried again a few times, like fal does.
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
+import random
 import shutil
 import tempfile
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -37,6 +42,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bot.emulator.render import (
     InputUnreadable,
@@ -59,6 +65,8 @@ MAX_BODY_BYTES = 128 * 1024 * 1024
 MAX_FETCH_BYTES = 64 * 1024 * 1024
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 CDN_TOKEN_SECONDS = 3600
+WEBHOOK_USER_ID = "emulator-user"
+WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 
 class UnknownRequest(KeyError):
@@ -98,6 +106,21 @@ class Submission:
         return data
 
 
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One attempt to POST a request's callback: the answer's status, or why there was none."""
+
+    request_id: str
+    url: str
+    attempt: int
+    status: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
 @dataclass
 class _Job:
     request_id: str
@@ -125,6 +148,7 @@ class _Job:
     version: int = 0
     task: asyncio.Task[None] | None = None
     holds_slot: bool = False
+    webhook_url: str | None = None
 
 
 @dataclass
@@ -157,8 +181,15 @@ class FalEmulator:
         data_dir: Path | None = None,
         max_fetch_bytes: int = MAX_FETCH_BYTES,
         concurrency: int | None = None,
+        webhook_key: Ed25519PrivateKey | None = None,
+        webhook_attempts: int = 3,
     ) -> None:
         self._key = key
+        # Newest first: the first signs callbacks, all are published (as during a rotation).
+        self._webhook_keys = [webhook_key or Ed25519PrivateKey.generate()]
+        self.webhook_attempts = webhook_attempts
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._webhook_tasks: dict[str, asyncio.Task[None]] = {}
         self.preview = preview or PreviewSettings()
         self.keepalive_seconds = keepalive_seconds
         self.control = control
@@ -169,11 +200,16 @@ class FalEmulator:
         self._waiting: deque[_Job] = deque()
         self.default_script = JobScript()
         self.counts: Counter[str] = Counter()
+        self.faulted: Counter[str] = Counter()  # requests answered by a fault, by kind
         self.submissions: list[Submission] = []
         self._data_dir = data_dir
         self._dir: Path | None = None
         self._next_scripts: list[JobScript] = []
         self._faults: list[_PendingFault] = []
+        self._random_faults: tuple[Fault, ...] = ()
+        self._random_rate = 0.0
+        self._random = random.Random()
+        self._counted = asyncio.Event()
         self._jobs: dict[str, _Job] = {}
         self._removed: set[str] = set()
         self._files: dict[str, _Stored] = {}
@@ -222,6 +258,9 @@ class FalEmulator:
                 job.task.cancel()
             self._touch(job)
         tasks = [job.task for job in self._jobs.values() if job.task is not None]
+        for task in self._webhook_tasks.values():
+            task.cancel()
+        tasks += self._webhook_tasks.values()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._runner is not None:
@@ -257,7 +296,28 @@ class FalEmulator:
         self._faults.extend(_PendingFault(fault, fault.times) for fault in faults)
 
     def clear_faults(self) -> None:
+        """Forget queued faults and stop failing randomly."""
         self._faults.clear()
+        self._random_faults, self._random_rate = (), 0.0
+
+    def fail_randomly(self, rate: float, faults: Sequence[Fault], *, seed: int) -> None:
+        """From now on, each request whose kind one of `faults` has fails with probability
+        `rate`, by one of those faults picked at random (`times` is ignored). Queued faults
+        (inject) come first. Seeded, so a failing soak run can be replayed."""
+        if not 0.0 <= rate <= 1.0:
+            raise ScriptError("rate must be between 0 and 1")
+        self._random_faults, self._random_rate = tuple(faults), rate
+        self._random = random.Random(seed)
+
+    async def wait_for_requests(self, kind: str, count: int) -> None:
+        """Wait until at least `count` requests of this kind have arrived (see counts).
+
+        Wrap it in asyncio.timeout() to bound the wait.
+        """
+        while self.counts[kind] < count:
+            if self._closing.is_set():
+                raise RuntimeError("the emulator closed before the requests came")
+            await self._counted.wait()
 
     def remove_endpoint(self, endpoint_id: str) -> None:
         """Submits to this endpoint answer 404 from now on, as when fal retires a model."""
@@ -273,11 +333,13 @@ class FalEmulator:
     def reset(self) -> None:
         """Clear counts, submissions, faults, scripts, removed endpoints; jobs keep running."""
         self.counts.clear()
+        self.faulted.clear()
         self.submissions.clear()
-        self._faults.clear()
+        self.clear_faults()
         self._next_scripts.clear()
         self._removed.clear()
         self.default_script = JobScript()
+        self.webhook_deliveries.clear()
 
     def status_of(self, request_id: str) -> Stage:
         return self._job(request_id).stage
@@ -335,6 +397,7 @@ class FalEmulator:
         r.add_post("/cdn/files/upload", self._cdn_upload)
         r.add_get("/cdn/files/{id}/{name}", self._stored_file)
         r.add_get("/files/{name}", self._result_file)
+        r.add_get("/.well-known/jwks.json", self._jwks)
         r.add_get("/{owner}/{app}/requests/{id}/status/stream", self._stream)
         r.add_get("/{owner}/{app}/requests/{id}/status", self._status)
         r.add_put("/{owner}/{app}/requests/{id}/cancel", self._cancel)
@@ -344,12 +407,20 @@ class FalEmulator:
     # --- intake: counting, faults, auth ------------------------------------------------------
 
     def _take_fault(self, kind: str) -> Fault | None:
+        # Every request kind that can fail passes here right after being counted.
+        counted, self._counted = self._counted, asyncio.Event()
+        counted.set()
         for pending in self._faults:
             if pending.fault.kind == kind:
                 pending.remaining -= 1
                 if pending.remaining <= 0:
                     self._faults.remove(pending)
+                self.faulted[kind] += 1
                 return pending.fault
+        candidates = [fault for fault in self._random_faults if fault.kind == kind]
+        if candidates and self._random.random() < self._random_rate:
+            self.faulted[kind] += 1
+            return self._random.choice(candidates)
         return None
 
     async def _sleep(self, seconds: float) -> None:
@@ -474,6 +545,7 @@ class FalEmulator:
             job_input=job_input,
             script=script,
             queue_position=script.queue_position,
+            webhook_url=request.query.get("fal_webhook"),
         )
         self._jobs[request_id] = job
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"}
@@ -687,6 +759,11 @@ class FalEmulator:
     def _complete(self, job: _Job) -> None:
         job.completed_at = time.monotonic()
         self._set_stage(job, "COMPLETED")
+        if job.webhook_url is not None and job.script.webhook_copies > 0:
+            self._webhook_tasks[job.request_id] = asyncio.create_task(
+                self._send_webhooks(job, job.webhook_url),
+                name=f"fal-emulator-webhook-{job.request_id}",
+            )
 
     async def _produce(self, job: _Job) -> None:
         """Fetch and decode the inputs, render the preview, and set the job's result."""
@@ -777,6 +854,79 @@ class FalEmulator:
             return self._files.get(segments[2])
         return None
 
+    # --- webhooks ------------------------------------------------------------------------------
+
+    def rotate_webhook_key(self, key: Ed25519PrivateKey | None = None) -> None:
+        """Sign callbacks with a new key from now on; the JWKS publishes it next to the old."""
+        self._webhook_keys.insert(0, key or Ed25519PrivateKey.generate())
+
+    def jwks(self) -> dict[str, Any]:
+        """The public keys callbacks are signed with, as fal publishes them."""
+        return {"keys": [_jwk(key) for key in self._webhook_keys]}
+
+    async def webhooks_sent(self, request_id: str) -> list[WebhookDelivery]:
+        """The request's callback attempts, once all of them are over (none: no fal_webhook)."""
+        task = self._webhook_tasks.get(request_id)
+        if task is None and self._job(request_id).webhook_url is not None:
+            await self.wait_for_status(request_id, "COMPLETED")
+            task = self._webhook_tasks.get(request_id)
+        if task is not None:
+            await asyncio.wait({task})
+        return [d for d in self.webhook_deliveries if d.request_id == request_id]
+
+    def _webhook_body(self, job: _Job) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "request_id": job.request_id,
+            "gateway_request_id": job.request_id,
+            "status": "OK" if job.result_status == 200 else "ERROR",
+            "payload": job.result_body,
+        }
+        if job.result_status != 200:
+            body["error"] = f"Invalid status code: {job.result_status}"
+        return body
+
+    async def _send_webhooks(self, job: _Job, url: str) -> None:
+        body = json.dumps(self._webhook_body(job)).encode()
+        for _ in range(job.script.webhook_copies):
+            for attempt in range(1, self.webhook_attempts + 1):
+                delivery = await self._post_webhook(job.request_id, url, body, attempt)
+                self.webhook_deliveries.append(delivery)
+                if delivery.ok or self._closing.is_set():
+                    break
+                await self._sleep(0.2 * attempt)
+
+    async def _post_webhook(
+        self, request_id: str, url: str, body: bytes, attempt: int
+    ) -> WebhookDelivery:
+        self.counts["webhook"] += 1
+        timestamp = str(int(time.time()))
+        digest = hashlib.sha256(body).hexdigest()
+        message = "\n".join([request_id, WEBHOOK_USER_ID, timestamp, digest]).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Fal-Webhook-Request-Id": request_id,
+            "X-Fal-Webhook-User-Id": WEBHOOK_USER_ID,
+            "X-Fal-Webhook-Timestamp": timestamp,
+            "X-Fal-Webhook-Signature": self._webhook_keys[0].sign(message).hex(),
+        }
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        try:
+            async with self._http.post(
+                url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_SECONDS),
+            ) as response:
+                await response.read()
+                return WebhookDelivery(request_id, url, attempt, status=response.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return WebhookDelivery(request_id, url, attempt, error=type(exc).__name__)
+
+    async def _jwks(self, request: web.Request) -> web.StreamResponse:
+        self.counts["jwks"] += 1
+        return web.json_response(self.jwks())
+
     # --- queue: status, stream, result, cancel -----------------------------------------------
 
     def _status_body(self, job: _Job, with_logs: bool) -> dict[str, Any]:
@@ -827,10 +977,11 @@ class FalEmulator:
                 "x-fal-request-id": job.request_id,
             }
         )
-        await response.prepare(request)
         sent, seen = 0, -1
         limit = job.script.stream_break_after
         try:
+            # Inside the try: a client that gave up during a scripted delay is already gone.
+            await response.prepare(request)
             while not self._closing.is_set():
                 if job.version != seen:
                     seen = job.version
@@ -847,6 +998,10 @@ class FalEmulator:
                 try:
                     await asyncio.wait_for(changed.wait(), self.keepalive_seconds)
                 except TimeoutError:
+                    if limit is not None and sent >= limit:
+                        # A held job may not change for a long time: break at the keep-alive.
+                        _drop(request)
+                        return response
                     await response.write(b": keep-alive\n\n")
             await response.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
@@ -1117,6 +1272,18 @@ def _extension(content_type: str) -> str:
         "video/quicktime": ".mov",
         "video/webm": ".webm",
     }.get(content_type.split(";")[0].strip(), ".bin")
+
+
+def _jwk(key: Ed25519PrivateKey) -> dict[str, str]:
+    raw = key.public_key().public_bytes_raw()
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(),
+        "kid": hashlib.sha256(raw).hexdigest()[:16],
+        "use": "sig",
+        "alg": "EdDSA",
+    }
 
 
 def _file_response(stored: _Stored) -> web.FileResponse:

@@ -2,7 +2,7 @@
 
 from .clock import MovableClock
 from .errors import ApiError, CommandMismatch, FakeDiscordError, NoBotConnected, ValidationFailed
-from .fake import FakeDiscord
+from .fake import FakeDiscord, Hold, RandomFault
 from .gateway import GatewayFrame, GatewaySession
 from .records import (
     FakeInteraction,
@@ -26,11 +26,13 @@ __all__ = [
     "GatewayFrame",
     "GatewaySession",
     "Guild",
+    "Hold",
     "InteractionResponse",
     "MessageVersion",
     "MovableClock",
     "NoBotConnected",
     "Pings",
+    "RandomFault",
     "RecordedRequest",
     "Role",
     "StoredAttachment",

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -110,6 +111,91 @@ class _Fault:
         return ApiError(self.status, code, self.message or f"{self.status}: injected failure")
 
 
+@dataclass(frozen=True)
+class RandomFault:
+    """A failure `fail_randomly` may answer a matching request with; the fields are fail_next's."""
+
+    method: str
+    path_pattern: str | re.Pattern[str]
+    status: int
+    code: int | None = None
+    retry_after: float | None = None
+    via: bool = True
+    global_: bool = False
+    message: str | None = None
+
+
+class Hold:
+    """One request the fake keeps waiting, so a test can act (e.g. kill the bot) at that moment.
+
+    With `before`, the request waits before Discord acts on it: nothing happened yet. Without,
+    it is handled (the message exists) and only the answer waits: the bot cannot know it
+    happened. `release()` lets it go on; `drop()` closes the connection instead (before:
+    unhandled; after: handled but unanswered), as when the bot's process died.
+    """
+
+    def __init__(
+        self, method: str, pattern: str | re.Pattern[str], *, before: bool, closing: asyncio.Event
+    ) -> None:
+        self.method = method
+        self.pattern = pattern
+        self.before = before
+        self.path: str | None = None
+        self.dropped = False
+        self._reached = asyncio.Event()
+        self._go = asyncio.Event()
+        self._closing = closing
+
+    def __repr__(self) -> str:
+        when = "before" if self.before else "after"
+        return f"<Hold {self.method} {self.pattern} {when} reached={self._reached.is_set()}>"
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method not in ("*", method):
+            return False
+        if isinstance(self.pattern, re.Pattern):
+            return self.pattern.fullmatch(path) is not None
+        return fnmatch.fnmatchcase(path, self.pattern)
+
+    @property
+    def reached(self) -> bool:
+        """Whether a matching request arrived and is being held."""
+        return self._reached.is_set()
+
+    async def wait(self, timeout: float = 10) -> str:  # noqa: ASYNC109
+        """Wait until a matching request is held; the path it was sent to."""
+        try:
+            await asyncio.wait_for(self._reached.wait(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no request matched {self!r} within {timeout}s") from None
+        assert self.path is not None
+        return self.path
+
+    def release(self) -> None:
+        """Let the held request go on as if nothing happened."""
+        self._go.set()
+
+    def drop(self) -> None:
+        """Close the held request's connection without (further) handling or an answer."""
+        self.dropped = True
+        self._go.set()
+
+    async def _hold(self, path: str) -> bool:
+        """Hold a request here; True if it should go on, False if it was dropped."""
+        self.path = path
+        self._reached.set()
+        go = asyncio.ensure_future(self._go.wait())
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({go, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            go.cancel()
+            closing.cancel()
+        if not self._go.is_set():
+            self.dropped = True
+        return not self.dropped
+
+
 class FakeDiscord:
     """A local Discord for tests and the sandbox: world, REST, gateway, CDN, records and faults.
 
@@ -175,6 +261,11 @@ class FakeDiscord:
         self.violations: list[str] = []
         self._by_token: dict[str, FakeInteraction] = {}
         self._faults: list[_Fault] = []
+        self._random_faults: tuple[_Fault, ...] = ()
+        self._random_rate = 0.0
+        self._random = random.Random()
+        self._holds: list[Hold] = []
+        self._closing = asyncio.Event()
         self._condition = asyncio.Condition()
         self._rest = RestApi(self)
         self._validator = _make_validator(validate)
@@ -198,7 +289,8 @@ class FakeDiscord:
         self._host, self._port = address[0], int(address[1])
 
     async def close(self) -> None:
-        """Close bot websockets and stop serving."""
+        """Close bot websockets and stop serving (held requests are dropped)."""
+        self._closing.set()
         await self.gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -380,6 +472,49 @@ class FakeDiscord:
             )
         )
 
+    def hold_next(
+        self, method: str, path_pattern: str | re.Pattern[str], *, before: bool = True
+    ) -> Hold:
+        """Hold the next matching API request (glob or regex over the path without /api/v10).
+
+        `before=True` holds it before it is handled; `before=False` handles it and holds the
+        answer. Await `hold.wait()`, act, then `hold.release()` or `hold.drop()`; close()
+        drops whatever is still held.
+        """
+        hold = Hold(method.upper(), path_pattern, before=before, closing=self._closing)
+        self._holds.append(hold)
+        return hold
+
+    def _take_hold(self, method: str, path: str) -> Hold | None:
+        for hold in self._holds:
+            if hold.matches(method, path):
+                self._holds.remove(hold)
+                return hold
+        return None
+
+    def fail_randomly(self, rate: float, faults: Sequence[RandomFault], *, seed: int) -> None:
+        """From now on, each request that one of `faults` matches fails with probability `rate`,
+        by one of the matching faults picked at random; fail_next's faults come first. Seeded,
+        so a failing soak run can be replayed; rate 0 stops it."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        self._random_rate = rate
+        self._random = random.Random(seed)
+        self._random_faults = tuple(
+            _Fault(
+                f.method.upper(),
+                f.path_pattern,
+                f.status,
+                f.code,
+                f.retry_after,
+                1,
+                f.via,
+                f.global_,
+                f.message,
+            )
+            for f in faults
+        )
+
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         for fault in self._faults:
             if fault.matches(method, path):
@@ -387,6 +522,9 @@ class FakeDiscord:
                 if fault.times <= 0:
                     self._faults.remove(fault)
                 return fault
+        candidates = [fault for fault in self._random_faults if fault.matches(method, path)]
+        if candidates and self._random.random() < self._random_rate:
+            return self._random.choice(candidates)
         return None
 
     # World changes made by tests (connected bots receive the matching gateway events)
@@ -944,6 +1082,9 @@ class FakeDiscord:
             violations.append(f"{method} {path}: unreadable body: {exc}")
         call = Call(method, path, dict(request.query), body, files, bot_auth)
         matched = match_route(method, path)
+        hold = self._take_hold(method, path)
+        if hold is not None and hold.before and not await hold._hold(path):
+            return _dropped(request)
         if self._validator is not None and body is not None:
             violations += self._validator.validate(method, path, body)
         status: int
@@ -986,6 +1127,8 @@ class FakeDiscord:
             )
         )
         await self._changed()
+        if hold is not None and not hold.before and not await hold._hold(path):
+            return _dropped(request)
         if answer is None:
             return web.Response(status=status, headers=headers)
         # Exactly "application/json": discord.py compares the whole header value.
@@ -1032,6 +1175,13 @@ class FakeDiscord:
             )
         )
         await self._changed()
+
+
+def _dropped(request: web.Request) -> web.Response:
+    """Close the connection without an answer (the response returned is never sent)."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500)
 
 
 def _bucket(pattern: str | re.Pattern[str]) -> str:
