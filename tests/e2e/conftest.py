@@ -18,11 +18,11 @@ from PIL import Image, ImageDraw
 
 from bot.app import PikaBot
 from bot.config import Settings, load_settings
-from bot.emulator import FalEmulator
+from bot.emulator import FalEmulator, Submission
 from bot.fakediscord import FakeDiscord, MovableClock
-from bot.fakediscord.records import StoredMessage
+from bot.fakediscord.records import FakeInteraction, StoredMessage
 from bot.fal import FalClient, FalTimeouts, RetryPolicy
-from bot.store import Job, Store
+from bot.store import Job, LedgerEntry, Store
 
 DISCORD_TOKEN = "e2e-discord-token-Zm9vYmFyLnNlY3JldA"
 FAL_KEY = "e2e-fal-key-c2VjcmV0LWZhbA"
@@ -58,6 +58,58 @@ def mp4(seconds: float = 1.0, width: int = 320, height: int = 240, fps: int = 8)
     return out.getvalue()
 
 
+def job_id_of(post: StoredMessage) -> str:
+    """The job id a Pika post names in its embed footer."""
+    footer = post.embeds[0]["footer"]["text"]
+    assert footer.startswith("job ")
+    return str(footer.removeprefix("job "))
+
+
+async def fal_output(url: str | None) -> bytes:
+    """The bytes behind a URL the emulator handed out (a result video, a stored upload)."""
+    assert url is not None
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url)
+        response.raise_for_status()
+        return response.content
+
+
+def decodes(data: bytes) -> int:
+    """How many video frames an MP4 holds (raises if it is not one)."""
+    with av.open(io.BytesIO(data)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def embed_text(message: StoredMessage) -> str:
+    """Everything a member reads in a message's embeds, as one string."""
+    parts: list[str] = []
+    for embed in message.embeds:
+        parts += [str(embed.get("title", "")), str(embed.get("description", ""))]
+        for item in embed.get("fields", []):
+            parts += [str(item["name"]), str(item["value"])]
+    return "\n".join(parts)
+
+
+class _Submissions(list[Submission]):
+    """The emulator's list of submits, which also wakes tests waiting for the next one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grew = asyncio.Event()
+
+    def append(self, item: Submission) -> None:
+        super().append(item)
+        self.grew.set()
+
+
+@dataclass(frozen=True)
+class Refused:
+    """What a member was told when a command was refused, and whether it came before the defer."""
+
+    text: str
+    before_defer: bool
+
+
 @dataclass
 class World:
     """Everything one end-to-end test drives."""
@@ -67,6 +119,15 @@ class World:
     tmp: Path
     clock: MovableClock
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Short timeouts and fast retries, so fault tests run in well under a second per retry.
+    fal_timeouts: FalTimeouts = field(
+        default_factory=lambda: FalTimeouts(
+            connect=2, read=5, write=5, pool=5, stream_read=5, upload=10
+        )
+    )
+    fal_retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(max_attempts=4, base_delay=0.05, max_delay=0.2)
+    )
     bot: PikaBot | None = None
     store: Store | None = None
     _runner: asyncio.Task[None] | None = None
@@ -75,6 +136,7 @@ class World:
 
     @property
     def settings(self) -> Settings:
+        values: dict[str, Any] = {"progress_interval": 1.0, **self.overrides}
         return load_settings(
             discord_token=DISCORD_TOKEN,
             fal_key=FAL_KEY,
@@ -84,28 +146,32 @@ class World:
             fal_rest_url=self.fal.base_url,
             discord_api_url=self.fake.api_url,
             discord_gateway_url=self.fake.gateway_url,
-            progress_interval=1.0,
-            **self.overrides,
+            **values,
         )
+
+    def epoch(self) -> float:
+        """Now in epoch seconds on the clock the fake Discord, discord.py and the bot share."""
+        return self.clock().timestamp()
 
     async def start(self) -> PikaBot:
         """Start (or restart) the bot on the same database and data folder."""
         settings = self.settings
-        self.store = await Store.open(settings.database)
+        self.store = await Store.open(settings.database, clock=self.epoch)
         self._http = httpx.AsyncClient(timeout=10)
         self._fal_client = FalClient(
             settings.fal_queue_url,
             settings.fal_rest_url,
             FAL_KEY,
             http=self._http,
-            timeouts=FalTimeouts(connect=2, read=5, write=5, pool=5, stream_read=5, upload=10),
-            retry=RetryPolicy(max_attempts=4, base_delay=0.05, max_delay=0.2),
+            timeouts=self.fal_timeouts,
+            retry=self.fal_retry,
         )
         bot = PikaBot(
             settings=settings,
             store=self.store,
             fal=self._fal_client,
             http=self._http,
+            clock=self.epoch,
             guild_ready_timeout=0.1,
         )
         self.bot = bot
@@ -145,11 +211,11 @@ class World:
         return self.fake.attachment(data, filename, content_type, **kw)
 
     def posts(self, channel: Any = None) -> list[StoredMessage]:
-        """Messages in the channel that carry a file (delivered videos)."""
+        """The bot's messages in the channel that carry a file (delivered videos)."""
         return [
             m
             for m in self.fake.messages(channel or self.fake.channel, include_deleted=False)
-            if m.attachments
+            if m.attachments and m.author_id == self.fake.bot_user.id
         ]
 
     async def wait_for(self, predicate: Callable[[], T], timeout: float = 20) -> T:  # noqa: ASYNC109
@@ -167,16 +233,83 @@ class World:
         rows = await self.store.recent_jobs(self.fake.member.id, limit=100)
         return rows
 
+    async def ledger(self) -> list[LedgerEntry]:
+        """The default member's ledger rows in the default server, oldest first."""
+        assert self.store is not None
+        return await self.store.member_ledger(self.fake.guild.id, self.fake.member.id)
+
+    def bot_messages(self, channel: Any = None) -> list[StoredMessage]:
+        """Every message the bot sent in the channel: ephemeral and deleted ones too."""
+        return [
+            m
+            for m in self.fake.messages(channel or self.fake.channel)
+            if m.author_id == self.fake.bot_user.id
+        ]
+
+    async def submission(self, number: int = 1) -> Submission:
+        """The `number`th submit fal received (1 = first), once it has arrived."""
+        submissions = self.fal.submissions
+        assert isinstance(submissions, _Submissions)
+        async with asyncio.timeout(20):
+            while len(submissions) < number:
+                submissions.grew.clear()
+                await submissions.grew.wait()
+        return submissions[number - 1]
+
+    async def progress_says(self, interaction: FakeInteraction, words: str) -> StoredMessage:
+        """The command's reply, once the bot has edited it to say `words`."""
+
+        def says() -> StoredMessage | None:
+            message = interaction.original
+            return message if message is not None and words in embed_text(message) else None
+
+        return await self.wait_for(says)
+
+    async def refusal(self, interaction: FakeInteraction) -> Refused:
+        """The refusal a member got, checked to be seen by them alone.
+
+        Before the defer it must be a true ephemeral reply; after a (public) defer, the deferred
+        reply must be gone and the refusal an ephemeral followup.
+        """
+
+        def answered() -> bool:
+            response = interaction.response
+            return response is not None and (response.type != 5 or bool(interaction.followups))
+
+        await self.wait_for(answered)
+        response = interaction.response
+        assert response is not None
+        if response.type == 4:
+            assert response.ephemeral, "a refusal before the defer must be ephemeral"
+            assert interaction.original is not None
+            return Refused(interaction.original.content, before_defer=True)
+        assert response.type == 5, f"unexpected callback type {response.type}"
+        assert interaction.original is not None
+        assert interaction.original.deleted, "the public deferred reply was left in place"
+        assert len(interaction.followups) == 1
+        followup = interaction.followups[0]
+        assert followup.ephemeral, "the refusal after the defer is visible to everyone"
+        return Refused(followup.content, before_defer=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "world(**settings): settings the e2e world's bot starts with (PIKABOT_ names)"
+    )
+
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    marker = request.node.get_closest_marker("world")
+    overrides: dict[str, Any] = dict(marker.kwargs) if marker else {}
     clock = MovableClock()
     async with (
         FakeDiscord(validate=True, clock=clock, token=DISCORD_TOKEN) as fake,
         FalEmulator(key=FAL_KEY) as fal,
     ):
+        fal.submissions = _Submissions()
         with fake.patch_discord_py(share_clock=True):
-            world = World(fake=fake, fal=fal, tmp=tmp_path, clock=clock)
+            world = World(fake=fake, fal=fal, tmp=tmp_path, clock=clock, overrides=overrides)
             await world.start()
             try:
                 yield world
