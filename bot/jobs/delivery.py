@@ -30,6 +30,14 @@ HISTORY_SCAN = 50  # messages looked at to find a delivery made just before a cr
 POST_ATTEMPTS = 3
 
 
+class MemberUnreachable(Exception):
+    """Neither the interaction, the channel nor a DM would take a message for the member."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id}: the member could not be told by any route")
+        self.job_id = job_id
+
+
 class DiscordMessenger:
     """Posts through the interaction token while it lives, and through the bot token after."""
 
@@ -165,7 +173,7 @@ class DiscordMessenger:
                 self._token_died(job, error)
                 log.warning("job %s: the failure note could not be sent: %s", job.id, error)
         if await self._send_anywhere(job, content=note) is None:
-            log.warning("job %s: the member could not be told by any route", job.id)
+            raise MemberUnreachable(job.id)
 
     # -- delivery ----------------------------------------------------------------------------
 

@@ -413,10 +413,21 @@ class JobRunner:
         self._metrics.job_ended(job.mode, to)
         log.info("job %s ended %s: %s", job.id, to, reason.code)
         self._board.forget(job.id)
+        await self.tell(job, reason.words)
+
+    async def tell(self, job: Job, words: str) -> bool:
+        """Tell the member why the job ended without a video, and note that they were told.
+
+        A job refunded but never explained (the bot stopped in between) is told at the next
+        start, because `told_at` stays empty until the message went out.
+        """
         try:
-            await self._messenger.tell_failure(await self._fresh(job), reason.words)
+            await self._messenger.tell_failure(await self._fresh(job), words)
         except Exception:
-            log.exception("could not tell the member why job %s failed", job.id)
+            log.exception("could not tell the member why job %s ended", job.id)
+            return False
+        await self._store.update_job(job.id, told_at=int(self._clock()))
+        return True
 
     async def _give_up(self, job_id: str) -> None:
         job = await self._store.get_job(job_id)

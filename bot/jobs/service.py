@@ -6,9 +6,10 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import httpx
 
@@ -39,6 +40,8 @@ from bot.store import (
 log = logging.getLogger(__name__)
 
 FIRST_REPLY_GRACE_S = 10.0
+# Failures older than this are not announced again after a restart (the member has moved on).
+UNTOLD_LOOKBACK_S = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ class Jobs:
         self._queue = FairQueue()
         self._at_fal: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._side_tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._ended = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
@@ -161,13 +165,25 @@ class Jobs:
                     self._count_at_fal(job)
                 self._spawn(job, resumed=True)
         log.info("resumed %d running and %d queued jobs", len(self._tasks), len(self._queue))
+        since = int(self._clock()) - UNTOLD_LOOKBACK_S
+        for job in await self.store.untold_endings(since=since):
+            # Ended (and refunded) just before a stop, before the member heard why.
+            self._side_task(self._runner.tell(job, job.error or reasons.CANCELLED.words))
         self._scheduler = asyncio.create_task(self._schedule(), name="pika-scheduler")
         self._board_task = asyncio.create_task(self.board.run(), name="pika-progress")
 
+    def _side_task(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run a small piece of work beside the jobs (kept referenced; cancelled on close)."""
+        task = asyncio.create_task(work)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
     async def close(self) -> None:
         """Stop everything without changing any job: a restart picks them up where they are."""
-        tasks = [t for t in (self._scheduler, self._board_task) if t is not None]
-        tasks += list(self._tasks.values())
+        tasks: list[asyncio.Task[Any]] = [
+            t for t in (self._scheduler, self._board_task) if t is not None
+        ]
+        tasks += list(self._tasks.values()) + list(self._side_tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -394,10 +410,7 @@ class Jobs:
         job = await self.store.get_job(job_id)
         if job is None:
             return
-        try:
-            await self._messenger.tell_failure(job, reasons.CANCELLED.words)
-        except Exception:
-            log.exception("could not tell the member that job %s was cancelled", job_id)
+        await self._runner.tell(job, reasons.CANCELLED.words)
 
     async def cancel(self, job_id: str, *, actor_id: int) -> CancelResult:
         """Cancel a job: at once while it waits in the bot's queue, else by asking fal."""

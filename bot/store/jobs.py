@@ -107,6 +107,7 @@ class JobChanges(TypedDict, total=False):
     error_code: str | None
     seed: int | None
     delivery_path: DeliveryPath | None
+    told_at: int | None
 
 
 CHANGEABLE_COLUMNS: frozenset[str] = frozenset(JobChanges.__annotations__)
@@ -159,6 +160,7 @@ class Job:
     parent_job_id: str | None
     delivery_path: DeliveryPath | None
     upload_limit: int | None
+    told_at: int | None
 
     @property
     def request(self) -> dict[str, Any]:

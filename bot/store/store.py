@@ -274,6 +274,16 @@ class Store:
             )
         return [Job.from_row(row) for row in rows]
 
+    async def untold_endings(self, *, since: int) -> list[Job]:
+        """Jobs that ended without a video since `since` whose member was never told why."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT * FROM jobs WHERE state IN ('failed', 'cancelled', 'unknown') "
+                "AND told_at IS NULL AND finished_at >= ? ORDER BY finished_at, rowid",
+                (since,),
+            )
+        return [Job.from_row(row) for row in rows]
+
     async def count_unfinished(self, user_id: int) -> int:
         """How many of the member's jobs (in any server) are waiting or running."""
         async with self._read() as db:
