@@ -45,6 +45,27 @@ def point_discord_at(api_url: str, gateway_url: str) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
+INTERACTION_DRAIN_S = 5.0
+# discord.py names the tasks that run slash commands, menus and component callbacks.
+INTERACTION_TASKS = (
+    "CommandTree-invoker",
+    "discord-ui-view-dispatch-",
+    "discord-ui-modal-dispatch",
+)
+
+
+async def drain_interactions(limit_s: float) -> None:
+    """Wait (at most `limit_s`) for the interactions being handled right now to finish."""
+    current = asyncio.current_task()
+    running = [
+        task
+        for task in asyncio.all_tasks()
+        if task is not current and task.get_name().startswith(INTERACTION_TASKS)
+    ]
+    if running:
+        await asyncio.wait(running, timeout=limit_s)
+
+
 def intents() -> discord.Intents:
     """Only what the bot needs: guilds (channels, roles, permissions). No privileged intent."""
     chosen = discord.Intents.none()
@@ -84,6 +105,7 @@ class PikaBot(commands.Bot):
         self.clock = clock
         self.media_limits = media_limits
         self.run_jobs = run_jobs
+        self.closing = asyncio.Event()  # set as soon as a stop begins
         self.metrics = metrics
         self.health: HealthServer | None = None
         self.webhooks: WebhookServer | None = None
@@ -162,6 +184,10 @@ class PikaBot(commands.Bot):
             await self.sync_commands(force=False)
 
     async def close(self) -> None:
+        self.closing.set()
+        # Let members' commands and clicks that are already running finish (a few seconds at
+        # most) before the store closes under them; the jobs they started are in the database.
+        await drain_interactions(INTERACTION_DRAIN_S)
         if self.health is not None:
             await self.health.close()
         if self.webhooks is not None:
