@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot import metrics
+from bot.listener import Listener
 from bot.metrics import Family, Gauge
 
 if TYPE_CHECKING:
@@ -105,43 +106,30 @@ class HealthServer:
 
     def __init__(self, bot: PikaBot, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._bot = bot
-        self._host = host
-        self._port = port
-        self._runner: web.AppRunner | None = None
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        self._listener = Listener(
+            app, host=host, port=port, what="health and metrics endpoint (/healthz, /metrics)"
+        )
 
     @property
     def port(self) -> int:
         """The port it listens on (the one chosen when started with port 0)."""
-        return self._port
+        return self._listener.port
 
     @property
     def url(self) -> str:
         """The base URL, e.g. http://127.0.0.1:8080."""
-        host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host
-        return f"http://{host}:{self._port}"
+        return self._listener.base_url
 
     async def start(self) -> None:
         """Start listening."""
-        app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/metrics", self._metrics)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        log.info("health and metrics endpoint on %s (/healthz, /metrics)", self.url)
+        await self._listener.start()
 
     async def close(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._listener.close()
 
     async def _healthz(self, request: web.Request) -> web.Response:
         checks = await health(self._bot)

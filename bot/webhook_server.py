@@ -28,6 +28,7 @@ from bot.fal.webhooks import (
     WebhookVerifier,
     jwks_url,
 )
+from bot.listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -90,43 +91,27 @@ class WebhookServer:
         self, receiver: WebhookReceiver, *, host: str = "127.0.0.1", port: int = 0
     ) -> None:
         self.receiver = receiver
-        self._host = host
-        self._port = port
-        self._runner: web.AppRunner | None = None
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        receiver.add_routes(app)
+        self._listener = Listener(app, host=host, port=port, what="fal webhooks received")
 
     @property
     def port(self) -> int:
         """The port it listens on (the one chosen when started with port 0)."""
-        return self._port
+        return self._listener.port
 
     @property
     def url(self) -> str:
         """Where it receives deliveries locally, e.g. http://127.0.0.1:8091/fal/webhook."""
-        host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self._port}{WEBHOOK_PATH}"
+        return f"{self._listener.base_url}{WEBHOOK_PATH}"
 
     async def start(self) -> None:
         """Start listening."""
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
-        self.receiver.add_routes(app)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        log.info("fal webhooks received on %s", self.url)
+        await self._listener.start()
 
     async def close(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._listener.close()
 
 
 def webhook_server(
