@@ -34,9 +34,9 @@ from bot.fakediscord.world import (
     VIEW_CHANNEL,
 )
 from bot.pika import ENDPOINTS
+from tests.secrets import CHECK
 
-DISCORD_TOKEN = "check-discord-token-c2VjcmV0LWRpc2NvcmQ"
-FAL_KEY = "check-fal-key-c2VjcmV0LWZhbA"
+DISCORD_TOKEN, FAL_KEY = CHECK
 # The invite's permissions integer, as the operator's guide quotes it.
 INVITE_PERMISSIONS = 274878024704
 

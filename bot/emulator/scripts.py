@@ -47,6 +47,9 @@ class JobScript:
     error_type: str | None = None
     result_status: int | None = None
     error_loc: tuple[str, ...] = ("body", "prompt")
+    # The result's video URL starts with this instead of the emulator's address: a video on a
+    # host the bot must refuse to download from (the file itself stays served here).
+    result_base_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
@@ -171,6 +171,10 @@ class FalEmulator:
     key=None accepts any non-empty key (a sandbox without a real one).
     """
 
+    # Called with every emulator as it closes, submissions complete (the test session's
+    # whole-suite scan for leaked secrets registers here).
+    on_close: ClassVar[list[Callable[[FalEmulator], None]]] = []
+
     def __init__(
         self,
         key: str | None = "test-key",
@@ -251,7 +255,10 @@ class FalEmulator:
         return self.base_url
 
     async def close(self) -> None:
-        """Stop serving, stop every job and delete the files it wrote."""
+        """Hand the emulator to every `on_close` hook, then stop serving, stop every job and
+        delete the files it wrote."""
+        for hook in list(FalEmulator.on_close):
+            hook(self)
         self._closing.set()
         for job in self._jobs.values():
             if job.task is not None:
@@ -801,7 +808,7 @@ class FalEmulator:
         job.result_status = 200
         job.result_body = {
             "video": {
-                "url": f"{job.base_url}/files/{file_name}",
+                "url": f"{job.script.result_base_url or job.base_url}/files/{file_name}",
                 "content_type": "video/mp4",
                 "file_name": file_name,
                 "file_size": size,

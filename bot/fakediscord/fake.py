@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import BodyPartReader, hdrs, web
@@ -221,6 +221,10 @@ class FakeDiscord:
     `max_records`: keep only the newest requests/frames (for a long-running sandbox).
     """
 
+    # Called with every fake as it closes, records complete: a test session registers its
+    # whole-suite checks here (no secret in any request, allowed_mentions on every message).
+    on_close: ClassVar[list[Callable[[FakeDiscord], None]]] = []
+
     def __init__(
         self,
         *,
@@ -289,12 +293,15 @@ class FakeDiscord:
         self._host, self._port = address[0], int(address[1])
 
     async def close(self) -> None:
-        """Close bot websockets and stop serving (held requests are dropped)."""
+        """Close bot websockets and stop serving (held requests are dropped), then hand the
+        fake to every `on_close` hook."""
         self._closing.set()
         await self.gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for hook in list(FakeDiscord.on_close):
+            hook(self)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -19,9 +19,9 @@ from bot.emulator import FalEmulator
 from bot.fakediscord import FakeDiscord
 from bot.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import Job, JobState, LedgerEntry, Store
+from tests.secrets import CRASH
 
-DISCORD_TOKEN = "crash-discord-token-Y3Jhc2hzZWNyZXQ"
-FAL_KEY = "crash-fal-key-ZmFsc2VjcmV0a2V5"
+DISCORD_TOKEN, FAL_KEY = CRASH
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 WAIT_S = 20.0  # generous bound on any one wait; a healthy run takes a fraction of it

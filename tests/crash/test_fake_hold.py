@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from bot.fakediscord import FakeDiscord
+from tests.secrets import HOLD_TOKEN
 
-TOKEN = "hold-test-token"
+TOKEN = HOLD_TOKEN
 
 
 async def send(fake: FakeDiscord, content: str) -> httpx.Response:

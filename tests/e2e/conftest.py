@@ -23,9 +23,9 @@ from bot.fakediscord import FakeDiscord, MovableClock
 from bot.fakediscord.records import FakeInteraction, StoredMessage
 from bot.fal import FalClient, FalTimeouts, RetryPolicy
 from bot.store import Job, LedgerEntry, Store
+from tests.secrets import E2E
 
-DISCORD_TOKEN = "e2e-discord-token-Zm9vYmFyLnNlY3JldA"
-FAL_KEY = "e2e-fal-key-c2VjcmV0LWZhbA"
+DISCORD_TOKEN, FAL_KEY = E2E
 
 T = TypeVar("T")
 

@@ -13,8 +13,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.fakediscord import FakeDiscord, MovableClock
+from tests.secrets import FAKE_DISCORD_TOKEN
 
-TOKEN = "fake-bot-token-never-logged"
+TOKEN = FAKE_DISCORD_TOKEN
 
 
 class DescribeModal(discord.ui.Modal, title="Describe"):
