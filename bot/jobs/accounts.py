@@ -204,33 +204,32 @@ class Accounts:
         """Refuse at a glance what the reservation would refuse anyway: a blocked member, a
         channel the admins disallow, a blocked word, too many unfinished jobs, or a cost past
         the member's credits or a budget. Nothing is written; the reservation checks again."""
-        guild_id, user_id = requester.guild_id, requester.user_id
-        if await self.store.is_blocked(guild_id, user_id):
-            raise MemberBlocked(cost=cost)
-        settings = await self.settings(guild_id)
-        check_channel(settings, requester.channel_id)
-        check_prompt(settings, texts)
-        unfinished = await self.store.count_unfinished(user_id)
-        if unfinished >= self.limits.max_jobs_per_member:
-            raise TooManyJobs(
-                cost=cost, unfinished=unfinished, limit=self.limits.max_jobs_per_member
-            )
+        # One read of the store for every check: under a burst of commands each round trip
+        # waits its turn on the one connection, and this runs before the defer.
         period = self.period()
-        allowance = await self.allowance(guild_id, user_id, requester.role_ids)
-        balance = await self.store.balance(guild_id, user_id, period=period, allowance=allowance)
+        glance = await self.store.glance(requester.guild_id, requester.user_id, period=period)
+        if glance.blocked:
+            raise MemberBlocked(cost=cost)
+        check_channel(glance.settings, requester.channel_id)
+        check_prompt(glance.settings, texts)
+        limit = self.limits.max_jobs_per_member
+        if glance.unfinished >= limit:
+            raise TooManyJobs(cost=cost, unfinished=glance.unfinished, limit=limit)
+        allowance = glance.allowance(requester.role_ids, self.limits.daily_allowance)
+        balance = glance.day.balance(allowance)
         resets = self.resets_at()
         if cost > balance.left:
             raise explain(
                 AllowanceExceeded(cost=cost, left=balance.left, limit=allowance), resets_at=resets
             )
-        budget = self.guild_budget(settings)
-        spent = await self.store.guild_spend(guild_id, period)
+        budget = self.guild_budget(glance.settings)
+        spent = glance.guild_spent
         if spent + cost > budget:
             raise explain(
                 GuildBudgetExceeded(cost=cost, left=budget - spent, limit=budget), resets_at=resets
             )
         budget = self.limits.global_daily_budget
-        spent = await self.store.global_spend(period)
+        spent = glance.global_spent
         if spent + cost > budget:
             raise explain(
                 GlobalBudgetExceeded(cost=cost, left=budget - spent, limit=budget),

@@ -27,6 +27,7 @@ from bot.store.jobs import (
 from bot.store.ledger import (
     Balance,
     DaySpend,
+    DayTotals,
     LedgerEntry,
     LedgerKind,
     MemberSpend,
@@ -35,7 +36,7 @@ from bot.store.ledger import (
 )
 from bot.store.privacy import ForgottenMember
 from bot.store.schema import Migration, bundled_migrations
-from bot.store.settings import AuditEntry, Block, GuildSettings
+from bot.store.settings import AuditEntry, Block, Glance, GuildSettings
 from bot.store.store import Store
 
 __all__ = [
@@ -47,8 +48,10 @@ __all__ = [
     "Block",
     "DatabaseTooNew",
     "DaySpend",
+    "DayTotals",
     "DeliveryPath",
     "ForgottenMember",
+    "Glance",
     "GlobalBudgetExceeded",
     "GuildBudgetExceeded",
     "GuildSettings",

@@ -49,6 +49,29 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
+class DayTotals:
+    """The sums of a member's ledger rows in one server on one allowance day, by kind."""
+
+    reserves: int = 0
+    settles: int = 0
+    refunds: int = 0
+    grants: int = 0
+    resets: int = 0
+
+    def balance(self, allowance: int) -> Balance:
+        """The member's balance for that day, given their daily allowance."""
+        used = self.reserves - self.refunds
+        granted = self.grants + self.resets
+        return Balance(
+            allowance=allowance,
+            granted=granted,
+            used=used,
+            reserved=self.reserves - self.settles - self.refunds,
+            left=allowance + granted - used,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DaySpend:
     """What a server spent on one allowance day."""
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from bot.store.ledger import DayTotals
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,27 @@ class GuildSettings:
     def channel_allowed(self, channel_id: int) -> bool:
         """Whether generation is allowed in this channel."""
         return not self.allowed_channels or channel_id in self.allowed_channels
+
+
+@dataclass(frozen=True, slots=True)
+class Glance:
+    """Everything the checks before a job is accepted read, taken in one read of the store."""
+
+    settings: GuildSettings
+    blocked: bool
+    own_allowance: int | None  # the member's own limit in this server, if an admin set one
+    role_allowances: Mapping[int, int]  # role id -> allowance, every role limit in this server
+    unfinished: int  # the member's unfinished jobs in every server
+    day: DayTotals  # the member's ledger sums in this server for the day asked about
+    guild_spent: int  # held or charged in this server that day
+    global_spent: int  # held or charged across all servers that day
+
+    def allowance(self, role_ids: Iterable[int], default: int) -> int:
+        """The member's allowance: their own limit, else their best role's, else `default`."""
+        if self.own_allowance is not None:
+            return self.own_allowance
+        limits = [self.role_allowances[role] for role in role_ids if role in self.role_allowances]
+        return max(limits) if limits else default
 
 
 @dataclass(frozen=True, slots=True)

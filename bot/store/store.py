@@ -31,34 +31,77 @@ from bot.store.jobs import (
     NewJob,
     new_job_id,
 )
-from bot.store.ledger import Balance, DaySpend, LedgerEntry, LedgerKind, MemberSpend
+from bot.store.ledger import Balance, DaySpend, DayTotals, LedgerEntry, LedgerKind, MemberSpend
 from bot.store.privacy import ForgottenMember, forget_member
 from bot.store.schema import Migration, apply_migrations, bundled_migrations
-from bot.store.settings import AuditEntry, Block, GuildSettings
+from bot.store.settings import AuditEntry, Block, Glance, GuildSettings
 
 Clock = Callable[[], float]
 
 # Constant SQL fragments for the unfinished states (no user input ever reaches them).
 _UNFINISHED_SQL = ", ".join(f"'{state.value}'" for state in sorted(UNFINISHED_STATES))
 
-_BALANCE_SQL = """
-SELECT
-    COALESCE(SUM(CASE WHEN kind = 'reserve' THEN amount END), 0),
-    COALESCE(SUM(CASE WHEN kind = 'settle' THEN amount END), 0),
-    COALESCE(SUM(CASE WHEN kind = 'refund' THEN amount END), 0),
-    COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount END), 0),
-    COALESCE(SUM(CASE WHEN kind = 'reset' THEN amount END), 0)
-FROM ledger WHERE guild_id = ? AND user_id = ? AND period = ?
+# Reads of the running sums migration 0005 keeps (never SUMs over the day's ledger rows).
+_TOTALS_SQL = """
+SELECT COALESCE(m.reserves, 0), COALESCE(m.settles, 0), COALESCE(m.refunds, 0),
+    COALESCE(m.grants, 0), COALESCE(m.resets, 0),
+    COALESCE(g.reserves - g.refunds, 0), COALESCE(d.reserves - d.refunds, 0)
+FROM (SELECT 1)
+LEFT JOIN ledger_member_day AS m
+    ON m.period = :period AND m.guild_id = :guild AND m.user_id = :user
+LEFT JOIN ledger_guild_day AS g ON g.period = :period AND g.guild_id = :guild
+LEFT JOIN ledger_day AS d ON d.period = :period
 """
-
+_GUILD_SPEND_SQL = (
+    "SELECT reserves - refunds FROM ledger_guild_day WHERE period = ? AND guild_id = ?"
+)
+_GLOBAL_SPEND_SQL = "SELECT reserves - refunds FROM ledger_day WHERE period = ?"
 _SPENT = "COALESCE(SUM(CASE kind WHEN 'reserve' THEN amount WHEN 'refund' THEN -amount END), 0)"
-_GUILD_SPEND_SQL = f"SELECT {_SPENT} FROM ledger WHERE period = ? AND guild_id = ?"  # noqa: S608
-_GLOBAL_SPEND_SQL = f"SELECT {_SPENT} FROM ledger WHERE period = ?"  # noqa: S608
+
+# Every check a reservation makes, in one statement: one round trip to the database's thread.
+_RESERVE_CHECKS_SQL = f"""
+SELECT
+    EXISTS (SELECT 1 FROM blocked_members WHERE guild_id = :guild AND user_id = :user),
+    (SELECT COUNT(*) FROM jobs WHERE user_id = :user AND state IN ({_UNFINISHED_SQL})),
+    totals.*
+FROM ({_TOTALS_SQL}) AS totals
+"""  # noqa: S608
+
+# A server's settings as one row; the lists come as JSON arrays.
+_SETTINGS_COLUMNS = """
+    (SELECT daily_budget FROM guild_settings WHERE guild_id = :guild),
+    (SELECT default_resolution FROM guild_settings WHERE guild_id = :guild),
+    (SELECT audit_channel_id FROM guild_settings WHERE guild_id = :guild),
+    (SELECT json_group_array(json_array(mode, model)) FROM guild_default_models
+        WHERE guild_id = :guild),
+    (SELECT json_group_array(channel_id) FROM guild_channels WHERE guild_id = :guild),
+    (SELECT json_group_array(word) FROM guild_blocklist WHERE guild_id = :guild)
+"""
+_SETTINGS_SQL = f"SELECT {_SETTINGS_COLUMNS}"
+
+# What the checks before a job is accepted read (Store.glance), in one statement.
+_GLANCE_SQL = f"""
+SELECT {_SETTINGS_COLUMNS},
+    (SELECT allowance FROM member_limits WHERE guild_id = :guild AND user_id = :user),
+    (SELECT json_group_array(json_array(role_id, allowance)) FROM role_limits
+        WHERE guild_id = :guild),
+    checks.*
+FROM ({_RESERVE_CHECKS_SQL}) AS checks
+"""  # noqa: S608
 
 _INSERT_LEDGER_SQL = """
 INSERT INTO ledger (ts, period, guild_id, user_id, job_id, kind, amount, actor_id, note)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING
+RETURNING *
+"""
+
+_INSERT_JOB_SQL = """
+INSERT INTO jobs (id, created_at, updated_at, state, mode, endpoint_id, request_json, input_hashes,
+    cost, guild_id, channel_id, user_id, interaction_id, interaction_token, token_expires_at, seed,
+    parent_job_id, upload_limit)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING
 RETURNING *
 """
 
@@ -79,10 +122,22 @@ class Store:
     would interleave their statements inside one transaction. Every database call therefore
     holds `_lock`; writes also take SQLite's write lock up front (BEGIN IMMEDIATE) so several
     processes sharing the file stay correct, waiting on each other through the busy timeout.
+
+    A database file also gets a second, read-only connection for the reads a command makes
+    before Discord's 3 s acknowledgement (`glance`, `guild_settings`): each is one statement
+    seeing the last commit (WAL lets it run beside a write), so it waits for no lock and no
+    queue of writes. The reservation re-checks everything atomically on the main connection.
     """
 
-    def __init__(self, db: aiosqlite.Connection, path: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        path: str,
+        clock: Clock,
+        reader: aiosqlite.Connection | None = None,
+    ) -> None:
         self._db = db
+        self._reader = reader
         self._clock = clock
         self._lock = asyncio.Lock()
         self.path = path
@@ -117,12 +172,27 @@ class Store:
         except BaseException:
             await db.close()
             raise
-        return cls(db, name, clock)
+        reader = None
+        if name != ":memory:":  # a second connection to ":memory:" would be another database
+            reader = await aiosqlite.connect(name, isolation_level=None)
+            try:
+                reader.row_factory = aiosqlite.Row
+                await reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+                await reader.execute("PRAGMA query_only = ON")
+            except BaseException:
+                await reader.close()
+                await db.close()
+                raise
+        return cls(db, name, clock, reader)
 
     async def close(self) -> None:
-        """Close the connection; the store cannot be used afterwards."""
+        """Close the connections; the store cannot be used afterwards."""
         async with self._lock:
-            await self._db.close()
+            try:
+                if self._reader is not None:
+                    await self._reader.close()
+            finally:
+                await self._db.close()
 
     async def __aenter__(self) -> Store:
         return self
@@ -156,6 +226,16 @@ class Store:
         async with self._lock:
             yield self._db
 
+    @asynccontextmanager
+    async def _glance(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The read-only connection, for ONE statement (no transaction spans two); without
+        one (":memory:") the main connection under the lock."""
+        if self._reader is None:
+            async with self._read() as db:
+                yield db
+        else:
+            yield self._reader
+
     async def schema_version(self) -> int:
         """The newest migration applied to this database."""
         async with self._read() as db:
@@ -185,79 +265,72 @@ class Store:
             raise ValueError(f"cost must not be negative, not {cost}")
         guild_id, user_id = new_job.guild_id, new_job.user_id
         async with self._write() as db:
-            if await _exists(
-                db,
-                "SELECT 1 FROM blocked_members WHERE guild_id = ? AND user_id = ?",
-                (guild_id, user_id),
-            ):
+            rows = await db.execute_fetchall(
+                _RESERVE_CHECKS_SQL, {"guild": guild_id, "user": user_id, "period": period}
+            )
+            blocked, unfinished, *sums, guild_spent, global_spent = (
+                int(v) for v in next(iter(rows))
+            )
+            if blocked:
                 raise MemberBlocked(cost=cost)
-            unfinished = await self._count_unfinished(db, user_id)
             if unfinished >= max_unfinished:
                 raise TooManyJobs(cost=cost, unfinished=unfinished, limit=max_unfinished)
-            balance = await _balance(db, guild_id, user_id, period, allowance)
+            balance = DayTotals(*sums).balance(allowance)
             if cost > balance.left:
                 raise AllowanceExceeded(cost=cost, left=balance.left, limit=allowance)
-            guild_spent = int(await _scalar(db, _GUILD_SPEND_SQL, (period, guild_id)))
             if guild_spent + cost > guild_budget:
                 raise GuildBudgetExceeded(
                     cost=cost, left=guild_budget - guild_spent, limit=guild_budget
                 )
-            global_spent = int(await _scalar(db, _GLOBAL_SPEND_SQL, (period,)))
             if global_spent + cost > global_budget:
                 raise GlobalBudgetExceeded(
                     cost=cost, left=global_budget - global_spent, limit=global_budget
                 )
 
-            job_id = new_job_id()
-            # 40 random bits make a clash rare, not impossible; the write lock makes this safe.
-            while await _exists(db, "SELECT 1 FROM jobs WHERE id = ?", (job_id,)):
-                job_id = new_job_id()
             now = self._now()
-            await db.execute(
-                """
-                INSERT INTO jobs (id, created_at, updated_at, state, mode, endpoint_id,
-                    request_json, input_hashes, cost, guild_id, channel_id, user_id,
-                    interaction_id, interaction_token, token_expires_at, seed, parent_job_id,
-                    upload_limit)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                (
-                    job_id,
-                    now,
-                    now,
-                    JobState.QUEUED.value,
-                    str(new_job.mode),
-                    new_job.endpoint_id,
-                    new_job.request_json,
-                    json.dumps(list(new_job.input_hashes)),
-                    cost,
-                    guild_id,
-                    new_job.channel_id,
-                    user_id,
-                    new_job.interaction_id,
-                    new_job.interaction_token,
-                    new_job.token_expires_at,
-                    new_job.seed,
-                    new_job.parent_job_id,
-                    new_job.upload_limit,
-                ),
-            )
-            await db.execute(
+            job_row = None
+            while job_row is None:
+                # 40 random bits make a clash rare, not impossible: on one, draw another id.
+                inserted = await db.execute_fetchall(
+                    _INSERT_JOB_SQL,
+                    (
+                        new_job_id(),
+                        now,
+                        now,
+                        JobState.QUEUED.value,
+                        str(new_job.mode),
+                        new_job.endpoint_id,
+                        new_job.request_json,
+                        json.dumps(list(new_job.input_hashes)),
+                        cost,
+                        guild_id,
+                        new_job.channel_id,
+                        user_id,
+                        new_job.interaction_id,
+                        new_job.interaction_token,
+                        new_job.token_expires_at,
+                        new_job.seed,
+                        new_job.parent_job_id,
+                        new_job.upload_limit,
+                    ),
+                )
+                job_row = next(iter(inserted), None)
+            job = Job.from_row(job_row)
+            # Fetched to the end: a RETURNING statement left half-read blocks the COMMIT.
+            await db.execute_fetchall(
                 _INSERT_LEDGER_SQL,
                 (
                     now,
                     period,
                     guild_id,
                     user_id,
-                    job_id,
+                    job.id,
                     LedgerKind.RESERVE.value,
                     cost,
                     actor_id,
                     "",
                 ),
             )
-            job = await _job(db, job_id)
-        assert job is not None
         return job
 
     async def get_job(self, job_id: str) -> Job | None:
@@ -440,7 +513,8 @@ class Store:
     async def balance(self, guild_id: int, user_id: int, *, period: str, allowance: int) -> Balance:
         """The member's credits in this server for the allowance day `period`."""
         async with self._read() as db:
-            return await _balance(db, guild_id, user_id, period, allowance)
+            totals = await _day_totals(db, guild_id, user_id, period)
+        return totals.balance(allowance)
 
     async def grant(
         self,
@@ -488,9 +562,8 @@ class Store:
         The row is written even when there was nothing to credit, so the reset is on record.
         """
         async with self._write() as db:
-            row = await _fetchone(db, _BALANCE_SQL, (guild_id, user_id, period))
-            reserves, _, refunds, _, resets = (int(value) for value in row)
-            credit = max(0, reserves - refunds - resets)
+            totals = await _day_totals(db, guild_id, user_id, period)
+            credit = max(0, totals.reserves - totals.refunds - totals.resets)
             entry = await _append(
                 db,
                 self._now(),
@@ -543,12 +616,12 @@ class Store:
     async def guild_spend(self, guild_id: int, period: str) -> int:
         """Credits held or charged in this server on the allowance day `period`."""
         async with self._read() as db:
-            return int(await _scalar(db, _GUILD_SPEND_SQL, (period, guild_id)))
+            return int(await _scalar(db, _GUILD_SPEND_SQL, (period, guild_id)) or 0)
 
     async def global_spend(self, period: str) -> int:
         """Credits held or charged across all servers on the allowance day `period`."""
         async with self._read() as db:
-            return int(await _scalar(db, _GLOBAL_SPEND_SQL, (period,)))
+            return int(await _scalar(db, _GLOBAL_SPEND_SQL, (period,)) or 0)
 
     async def spend_per_day(self, guild_id: int, *, days: int = 7) -> list[DaySpend]:
         """The server's spend on its last `days` allowance days with any activity, newest first."""
@@ -675,17 +748,17 @@ class Store:
     ) -> int:
         """The member's daily allowance: their own limit, else their best role's, else default."""
         async with self._read() as db:
-            own = await _fetchone(
-                db,
-                "SELECT allowance FROM member_limits WHERE guild_id = ? AND user_id = ?",
-                (guild_id, user_id),
-            )
-            if own is not None:
-                return int(own[0])
             rows = await db.execute_fetchall(
-                "SELECT role_id, allowance FROM role_limits WHERE guild_id = ?", (guild_id,)
+                "SELECT 'member', user_id, allowance FROM member_limits "
+                "WHERE guild_id = :guild AND user_id = :user "
+                "UNION ALL SELECT 'role', role_id, allowance FROM role_limits "
+                "WHERE guild_id = :guild",
+                {"guild": guild_id, "user": user_id},
             )
-        by_role = {int(r[0]): int(r[1]) for r in rows}
+        own = [int(r[2]) for r in rows if r[0] == "member"]
+        if own:
+            return own[0]
+        by_role = {int(r[1]): int(r[2]) for r in rows if r[0] == "role"}
         limits = [by_role[role] for role in role_ids if role in by_role]
         return max(limits) if limits else default
 
@@ -742,30 +815,28 @@ class Store:
 
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """Everything this server has set (defaults where it has set nothing)."""
-        async with self._read() as db:
-            row = await _fetchone(
-                db,
-                "SELECT daily_budget, default_resolution, audit_channel_id FROM guild_settings "
-                "WHERE guild_id = ?",
-                (guild_id,),
+        async with self._glance() as db:
+            rows = await db.execute_fetchall(_SETTINGS_SQL, {"guild": guild_id})
+        return _guild_settings(guild_id, next(iter(rows)))
+
+    async def glance(self, guild_id: int, user_id: int, *, period: str) -> Glance:
+        """What the checks before a job is accepted need, in one read: the server's settings,
+        the member's block, limits, unfinished jobs and day's sums, and the day's spend."""
+        async with self._glance() as db:
+            rows = await db.execute_fetchall(
+                _GLANCE_SQL, {"guild": guild_id, "user": user_id, "period": period}
             )
-            models = await db.execute_fetchall(
-                "SELECT mode, model FROM guild_default_models WHERE guild_id = ?", (guild_id,)
-            )
-            channels = await db.execute_fetchall(
-                "SELECT channel_id FROM guild_channels WHERE guild_id = ?", (guild_id,)
-            )
-            words = await db.execute_fetchall(
-                "SELECT word FROM guild_blocklist WHERE guild_id = ? ORDER BY word", (guild_id,)
-            )
-        return GuildSettings(
-            guild_id=guild_id,
-            daily_budget=None if row is None else row[0],
-            default_resolution=None if row is None else row[1],
-            audit_channel_id=None if row is None else row[2],
-            default_models={str(r[0]): str(r[1]) for r in models},
-            allowed_channels=frozenset(int(r[0]) for r in channels),
-            blocklist=tuple(str(r[0]) for r in words),
+        row = tuple(next(iter(rows)))
+        own, roles_json, blocked, unfinished, *sums, guild_spent, global_spent = row[6:]
+        return Glance(
+            settings=_guild_settings(guild_id, row[:6]),
+            blocked=bool(blocked),
+            own_allowance=None if own is None else int(own),
+            role_allowances={int(role): int(limit) for role, limit in json.loads(roles_json)},
+            unfinished=int(unfinished),
+            day=DayTotals(*(int(v) for v in sums)),
+            guild_spent=int(guild_spent),
+            global_spent=int(global_spent),
         )
 
     async def set_daily_budget(self, guild_id: int, budget: int | None, *, actor_id: int) -> None:
@@ -955,8 +1026,10 @@ class Store:
 
 
 async def _fetchone(db: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> Any:
-    async with db.execute(sql, params) as cursor:
-        return await cursor.fetchone()
+    # One round trip to the connection's thread (execute, fetchone and close would be three),
+    # and the statement is run to its end, so a RETURNING insert never blocks a COMMIT.
+    rows = await db.execute_fetchall(sql, params)
+    return next(iter(rows), None)
 
 
 async def _scalar(db: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> Any:
@@ -973,20 +1046,14 @@ async def _job(db: aiosqlite.Connection, job_id: str) -> Job | None:
     return None if row is None else Job.from_row(row)
 
 
-async def _balance(
-    db: aiosqlite.Connection, guild_id: int, user_id: int, period: str, allowance: int
-) -> Balance:
-    row = await _fetchone(db, _BALANCE_SQL, (guild_id, user_id, period))
-    reserves, settles, refunds, grants, resets = (int(value) for value in row)
-    used = reserves - refunds
-    granted = grants + resets
-    return Balance(
-        allowance=allowance,
-        granted=granted,
-        used=used,
-        reserved=reserves - settles - refunds,
-        left=allowance + granted - used,
+async def _day_totals(
+    db: aiosqlite.Connection, guild_id: int, user_id: int, period: str
+) -> DayTotals:
+    rows = await db.execute_fetchall(
+        _TOTALS_SQL, {"guild": guild_id, "user": user_id, "period": period}
     )
+    reserves, settles, refunds, grants, resets, _, _ = (int(v) for v in next(iter(rows)))
+    return DayTotals(reserves, settles, refunds, grants, resets)
 
 
 async def _append(
@@ -1064,6 +1131,21 @@ def _sql_value(value: object) -> object:
     if isinstance(value, str):
         return str(value)  # a StrEnum member becomes its plain value
     return value
+
+
+def _guild_settings(guild_id: int, row: Sequence[Any]) -> GuildSettings:
+    budget, resolution, audit_channel, models, channels, words = row
+    return GuildSettings(
+        guild_id=guild_id,
+        daily_budget=budget,
+        default_resolution=resolution,
+        audit_channel_id=audit_channel,
+        default_models={str(mode): str(model) for mode, model in json.loads(models)},
+        allowed_channels=frozenset(int(channel) for channel in json.loads(channels)),
+        # Sorted here: json_group_array keeps no promised order. Code-point order is the
+        # byte order SQLite's ORDER BY gave for UTF-8 text.
+        blocklist=tuple(sorted(str(word) for word in json.loads(words))),
+    )
 
 
 def _ledger_entry(row: Any) -> LedgerEntry:

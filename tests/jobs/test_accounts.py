@@ -335,3 +335,25 @@ async def test_every_admin_change_is_audited_with_its_admin(accounts: Accounts) 
     log = await accounts.store.audit_log(GUILD, limit=100)
     assert len(log) == 15
     assert {entry.actor_id for entry in log} == {admin}
+
+
+async def test_the_precheck_on_a_database_file_sees_every_change_at_once(
+    tmp_path: Path, clock: Clock
+) -> None:
+    # A file gets a second, read-only connection for the precheck: it must not lag the writes.
+    async with await Store.open(tmp_path / "bot.sqlite3", clock=clock) as store:
+        accounts = Accounts(store=store, limits=limits(), clock=clock)
+        await accounts.precheck(alice(), cost=100, texts=["a fox"])
+        await accounts.grant(GUILD, ALICE, 5, actor_id=1)
+        await accounts.precheck(alice(), cost=105, texts=["a fox"])
+        await accounts.set_budget(GUILD, 50, actor_id=1)
+        with pytest.raises(QuotaRefused) as refused:
+            await accounts.precheck(alice(), cost=55, texts=["a fox"])
+        assert refused.value.reason is QuotaReason.GUILD_BUDGET
+        await accounts.block_word(GUILD, "owl", actor_id=1)
+        with pytest.raises(BlockedWord):
+            await accounts.precheck(alice(), cost=5, texts=["an owl"])
+        await accounts.block(GUILD, ALICE, actor_id=1)
+        with pytest.raises(QuotaExceeded) as blocked:
+            await accounts.precheck(alice(), cost=1, texts=[])
+        assert blocked.value.reason is QuotaReason.BLOCKED

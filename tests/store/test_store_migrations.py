@@ -32,6 +32,9 @@ EXPECTED_TABLES = {
     "guild_blocklist",
     "audit",
     "meta",
+    "ledger_member_day",
+    "ledger_guild_day",
+    "ledger_day",
 }
 
 
