@@ -9,7 +9,7 @@ from typing import Any
 import discord
 
 from bot.jobs.messenger import Progress, Stage
-from bot.pika import Mode
+from bot.pika import ENDPOINTS_BY_ID, Mode
 from bot.store import DeliveryPath, Job, JobState
 
 # Buttons carry their job in the custom_id, so they work after a restart (cogs register
@@ -81,8 +81,14 @@ def describe(job: Job) -> list[tuple[str, str]]:
     duration = _duration(job)
     if duration:
         pairs.append(("Duration", f"{duration} s"))
-    resolution = request.get("resolution") or "default"
-    pairs.append(("Resolution", str(resolution)))
+    resolution = request.get("resolution")
+    if resolution:
+        pairs.append(("Resolution", str(resolution)))
+    else:
+        endpoint = ENDPOINTS_BY_ID.get(job.endpoint_id)
+        made = endpoint.default_resolution if endpoint is not None else None
+        if made:
+            pairs.append(("Resolution", f"{made} (fal's default)"))
     seed = request.get("seed", job.seed)
     if seed is not None:
         pairs.append(("Seed", str(seed)))

@@ -127,6 +127,7 @@ async def test_details_answers_only_the_clicker_with_every_parameter(world: Worl
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     job = await world.job(job_id)
     assert fields["Seed"] == str(job.request["seed"])
+    assert fields["Resolution"] == "720p (fal's default)"
     assert fields["Cost"] == f"{job.cost} credits"
     assert job.fal_request_id in fields["fal request"]
     assert "Timings" in fields
