@@ -556,14 +556,17 @@ class Store:
     async def reset_member(
         self, guild_id: int, user_id: int, *, period: str, actor_id: int, note: str = ""
     ) -> LedgerEntry:
-        """Credit back what the member used in `period` and has not had credited back yet.
+        """Credit back what the member was charged in `period` and has not had credited back.
 
-        Afterwards the member has their full allowance (plus grants) again for that day.
-        The row is written even when there was nothing to credit, so the reset is on record.
+        Only settled credits come back: credits still held by unfinished jobs return through
+        their own refund if those jobs fail (crediting them now too would pay them twice).
+        Afterwards the member has their full allowance (plus grants) again for that day, less
+        what is still held. The row is written even when there was nothing to credit, so the
+        reset is on record.
         """
         async with self._write() as db:
             totals = await _day_totals(db, guild_id, user_id, period)
-            credit = max(0, totals.reserves - totals.refunds - totals.resets)
+            credit = max(0, totals.settles - totals.resets)
             entry = await _append(
                 db,
                 self._now(),

@@ -179,9 +179,10 @@ async def test_a_grant_adds_credits_for_today_only(accounts: Accounts, clock: Cl
     assert (await accounts.quota(GUILD, ALICE, [])).balance.left == 100
 
 
-async def test_a_reset_gives_back_what_was_used(jobs: Jobs) -> None:
+async def test_a_reset_gives_back_what_was_charged(jobs: Jobs) -> None:
     for _ in range(5):
-        await jobs.accept(text(), alice())
+        accepted = await jobs.accept(text(), alice())
+        await jobs.store.settle(accepted.job.id)
     entry = await jobs.accounts.reset(GUILD, ALICE, actor_id=1)
     assert entry.amount == 100
     assert (await jobs.accounts.quota(GUILD, ALICE, [])).balance.left == 100

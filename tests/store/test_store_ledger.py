@@ -105,16 +105,28 @@ async def test_grant_must_be_positive(store: Store) -> None:
         await store.grant(1, 100, 0, period=PERIOD, actor_id=7)
 
 
-async def test_reset_credits_back_what_was_used(store: Store) -> None:
+async def test_reset_credits_back_what_was_charged(store: Store) -> None:
     for _ in range(3):
-        await store.create_job(new_job(), cost=20, actor_id=100, **limits(allowance=100))
+        job = await store.create_job(new_job(), cost=20, actor_id=100, **limits(allowance=100))
+        await store.settle(job.id)
     entry = await store.reset_member(1, 100, period=PERIOD, actor_id=7)
     assert (entry.kind, entry.amount) == (LedgerKind.RESET, 60)
     assert (await store.balance(1, 100, period=PERIOD, allowance=100)).left == 100
-    # A second reset credits only what was used since the first.
-    await store.create_job(new_job(), cost=20, actor_id=100, **limits(allowance=100))
+    # A second reset credits only what was charged since the first.
+    job = await store.create_job(new_job(), cost=20, actor_id=100, **limits(allowance=100))
+    await store.settle(job.id)
     again = await store.reset_member(1, 100, period=PERIOD, actor_id=7)
     assert again.amount == 20
+    assert (await store.balance(1, 100, period=PERIOD, allowance=100)).left == 100
+
+
+async def test_reset_never_credits_held_credits_twice(store: Store) -> None:
+    job = await store.create_job(new_job(), cost=20, actor_id=100, **limits(allowance=100))
+    entry = await store.reset_member(1, 100, period=PERIOD, actor_id=7)
+    assert entry.amount == 0
+    assert (await store.balance(1, 100, period=PERIOD, allowance=100)).left == 80
+    # The held credits come back through the job's own refund, once.
+    assert await store.refund(job.id)
     assert (await store.balance(1, 100, period=PERIOD, allowance=100)).left == 100
 
 
