@@ -51,6 +51,10 @@ class FairQueue:
         self._waiting[job_id] = Waiting(created_at, self._seq, job_id, user_id)
         self._waiting_of[user_id] += 1
 
+    def accepted_before(self, moment: float) -> list[Waiting]:
+        """The waiting jobs accepted before `moment` (e.g. those past their deadline)."""
+        return [item for item in self._waiting.values() if item.created_at < moment]
+
     def remove(self, job_id: str) -> bool:
         """Take a job out without starting it (cancelled); False if it was not waiting."""
         item = self._waiting.pop(job_id, None)

@@ -9,12 +9,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from bot.fal import (
+    CancelOutcome,
     Completed,
     FalClient,
     FalError,
@@ -42,6 +43,9 @@ AT_FAL = frozenset({JobState.SUBMITTED, JobState.RUNNING})
 FAL_DONE = frozenset({JobState.COMPLETED, JobState.DOWNLOADED})
 # Marks a job whose member asked to cancel it after it reached fal (survives restarts).
 CANCEL_REQUESTED = "cancel_requested"
+# Marks a job the bot asked fal to cancel because its deadline passed: if fal still finishes it
+# (a running job may finish and bill), the video is delivered; if fal stops it, it is refunded.
+GAVE_UP = "deadline_cancel"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 T = TypeVar("T")
@@ -105,6 +109,8 @@ class JobRunner:
         self._left_fal = left_fal
         self._endpoint_gone = endpoint_gone
         self._clock = clock
+        # Submits under way; an orderly stop lets them finish so their answer is recorded.
+        self.sending: set[asyncio.Future[None]] = set()
         self._metrics = metrics or Metrics()
         # Set by a verified fal webhook for the request a job is watching (see wake).
         self._woken: dict[str, asyncio.Event] = {}
@@ -185,6 +191,14 @@ class JobRunner:
             job.id, JobState.SUBMITTING, expected={JobState.QUEUED}
         ):
             return  # cancelled meanwhile
+        # Once sent, the answer must be recorded: an orderly stop waits for it (see `sending`)
+        # instead of cutting it off and leaving a job whose fate at fal is unknown.
+        sending = asyncio.ensure_future(self._send(job, body))
+        self.sending.add(sending)
+        sending.add_done_callback(self.sending.discard)
+        await asyncio.shield(sending)
+
+    async def _send(self, job: Job, body: dict[str, Any]) -> None:
         try:
             with self._metrics.fal_call("submit"):
                 handle = await self._fal.submit(
@@ -315,6 +329,9 @@ class JobRunner:
         if not status.ok:
             if fresh.error_code == CANCEL_REQUESTED:
                 await self._fail(fresh, reasons.CANCELLED, AT_FAL, JobState.CANCELLED)
+            elif fresh.error_code == GAVE_UP:
+                minutes = max(1, self._config.deadline_seconds // 60)
+                await self._fail(fresh, reasons.deadline_passed(minutes), AT_FAL)
             else:
                 self._metrics.fal_failed("model", status.error_type or "model_error")
                 await self._fail(
@@ -434,10 +451,21 @@ class JobRunner:
         if job is None or job.terminal:
             return
         if job.state in AT_FAL and job.fal_request_id:
+            outcome: CancelOutcome | None = None
             try:
-                await self._fal.cancel(self._handle(job))
+                outcome = await self._fal.cancel(self._handle(job))
             except FalError as error:
                 log.warning("cancel of job %s at fal failed: %s", job.id, error)
+            if outcome is CancelOutcome.ALREADY_COMPLETED:
+                # fal finished it (and billed for it): fetch and deliver it after all.
+                log.info("job %s passed its deadline but fal had finished it", job.id)
+                self._left_fal(job)
+                await self._store.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
+                return
+            if outcome is CancelOutcome.REQUESTED:
+                # fal stops it, or finishes it anyway (and bills): keep watching to find out.
+                await self._store.update_job(job.id, error_code=GAVE_UP)
+                return
             self._left_fal(job)
         minutes = max(1, self._config.deadline_seconds // 60)
         # A submit cut off by the deadline may still have reached fal.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -40,6 +41,8 @@ from bot.store import (
 log = logging.getLogger(__name__)
 
 FIRST_REPLY_GRACE_S = 10.0
+DEADLINE_SWEEP_S = 60.0
+SEND_DRAIN_S = 15.0
 # Failures older than this are not announced again after a restart (the member has moved on).
 UNTOLD_LOOKBACK_S = 24 * 3600
 
@@ -131,6 +134,7 @@ class Jobs:
         self._at_fal: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._side_tasks: set[asyncio.Task[Any]] = set()
+        self._deadline_seconds = runner_config.deadline_seconds
         self._wake = asyncio.Event()
         self._ended = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
@@ -187,6 +191,9 @@ class Jobs:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._runner.sending:
+            # A submit already sent: wait for fal's answer so it is recorded, not left unknown.
+            await asyncio.wait(self._runner.sending, timeout=SEND_DRAIN_S)
         self._tasks.clear()
 
     # -- accepting -------------------------------------------------------------------------
@@ -333,6 +340,7 @@ class Jobs:
             # Cleared before looking, not after: a slot freed while the positions are being
             # reported must wake the next round, not be lost.
             self._wake.clear()
+            await self._give_up_expired()
             started = False
             while len(self._at_fal) < self.limits.fal_concurrency:
                 item = self._queue.pop()
@@ -347,7 +355,23 @@ class Jobs:
                 started = True
             if started or self._queue:
                 await self._report_positions()
-            await self._wake.wait()
+            if self._queue:
+                # Jobs waiting for a slot can pass their deadline too: look again now and then.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(DEADLINE_SWEEP_S):
+                        await self._wake.wait()
+            else:
+                await self._wake.wait()
+
+    async def _give_up_expired(self) -> None:
+        """Jobs that waited in the bot's queue past their deadline end now, refunded, without
+        taking a fal slot (the runner gives up at once on a job past its deadline)."""
+        cutoff = self._clock() - self._deadline_seconds
+        for item in self._queue.accepted_before(cutoff):
+            job = await self.store.get_job(item.job_id)
+            self._queue.remove(item.job_id)
+            if job is not None and job.state is JobState.QUEUED:
+                self._spawn(job, resumed=False)
 
     async def _report_positions(self) -> None:
         for job_id, place in self._queue.positions().items():

@@ -119,24 +119,66 @@ async def test_nobody_cancels_another_members_job(world: World) -> None:
 
 
 @pytest.mark.world(fal_concurrency=1, job_deadline_seconds=60)
-async def test_jobs_given_up_after_their_deadline_are_refunded(world: World) -> None:
+async def test_jobs_past_their_deadline_are_cancelled_and_refunded_unless_fal_finishes(
+    world: World,
+) -> None:
     world.fal.default_script = JobScript(hold_in_progress=True)
     at_fal = await progress(world, await world.command("pika text", {"prompt": "at fal"}))
-    await world.submission(1)
+    request_id = (await world.submission(1)).request_id
     waiting = await progress(world, await world.command("pika text", {"prompt": "waiting"}))
     # The bot is down for two minutes: both jobs are past their deadline when it is back.
     await world.stop()
     world.clock.advance(120)
     await world.start()
-    for job_id in (at_fal, waiting):
-        job = await world.job(job_id)
-        assert job.state == JobState.FAILED
-        assert job.error is not None
-        assert "not charged" in job.error
-        assert await kinds(world, job_id) == [(LedgerKind.RESERVE, 20), (LedgerKind.REFUND, 20)]
+    job = await world.job(waiting)
+    assert job.state == JobState.FAILED
+    assert job.error is not None
+    assert "not charged" in job.error
+    assert await kinds(world, waiting) == [(LedgerKind.RESERVE, 20), (LedgerKind.REFUND, 20)]
     assert world.fal.counts["submit"] == 1  # the waiting job was never sent
-    assert world.fal.counts["cancel"] == 1  # the one at fal was stopped there
-    assert await left(world) == 100
+    # The one at fal was asked to stop; fal may still finish a running job (and bill for it),
+    # and then the member gets the video and is charged for it.
+    await world.wait_for(lambda: world.fal.counts["cancel"] == 1 or None)
+    await world.fal.advance(request_id)
+    done = await world.job(at_fal)
+    assert done.state == JobState.DELIVERED
+    assert await kinds(world, at_fal) == [(LedgerKind.RESERVE, 20), (LedgerKind.SETTLE, 20)]
+    assert await left(world) == 80
+
+
+@pytest.mark.world(job_deadline_seconds=60)
+async def test_a_job_fal_finished_while_the_bot_was_down_past_its_deadline_is_delivered(
+    world: World,
+) -> None:
+    world.fal.default_script = JobScript(hold_in_queue=True)
+    job_id = await progress(world, await world.command("pika text", {"prompt": "late"}))
+    request_id = (await world.submission(1)).request_id
+    await world.stop()
+    await world.fal.advance(request_id)
+    await world.fal.advance(request_id)
+    await world.fal.wait_for_status(request_id, "COMPLETED")
+    world.clock.advance(120)
+    await world.start()
+    job = await world.job(job_id)
+    assert job.state == JobState.DELIVERED
+    assert await kinds(world, job_id) == [(LedgerKind.RESERVE, 20), (LedgerKind.SETTLE, 20)]
+    assert len(world.posts()) == 1
+
+
+@pytest.mark.world(job_deadline_seconds=60)
+async def test_a_job_fal_stops_after_its_deadline_is_refunded(world: World) -> None:
+    world.fal.default_script = JobScript(hold_in_queue=True)
+    job_id = await progress(world, await world.command("pika text", {"prompt": "too slow"}))
+    await world.submission(1)
+    await world.stop()
+    world.clock.advance(120)
+    await world.start()
+    job = await world.job(job_id)
+    assert job.state == JobState.FAILED
+    assert job.error is not None
+    assert "gave up" in job.error
+    assert await kinds(world, job_id) == [(LedgerKind.RESERVE, 20), (LedgerKind.REFUND, 20)]
+    assert world.fal.counts["cancel"] == 1
 
 
 async def test_a_reroll_is_charged_like_a_new_job(world: World) -> None:
