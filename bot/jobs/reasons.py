@@ -100,6 +100,11 @@ RESTARTED_WHILE_SENDING = Reason(
     f"it. It will not send it again (that could make you pay twice). {NOT_CHARGED}",
     "submission_unknown",
 )
+VIDEO_LOST = Reason(
+    "The finished video was lost from the bot's disk before it could be posted. "
+    f"{NOT_CHARGED} Try again.",
+    "video_lost",
+)
 REQUEST_UNREADABLE = Reason(
     f"This job was made by an older version of the bot and cannot be run any more. {NOT_CHARGED}",
     "request_unreadable",

@@ -387,6 +387,10 @@ class JobRunner:
     async def _deliver(self, job: Job, *, resumed: bool) -> None:
         assert job.output_path is not None
         self._board.forget(job.id)
+        if not await asyncio.to_thread(Path(job.output_path).is_file):
+            # The data folder lost the video (a restart on a new volume): nothing to deliver.
+            await self._fail(job, reasons.VIDEO_LOST, {JobState.DOWNLOADED})
+            return
         try:
             delivered = await self._messenger.deliver(job, Path(job.output_path), resumed=resumed)
         except Exception:

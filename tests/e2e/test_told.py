@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.emulator import JobScript
 from tests.e2e.conftest import World
 
@@ -58,3 +60,28 @@ async def test_a_told_failure_is_not_told_again_after_a_restart(world: World) ->
     await world.wait_for(lambda: len(world.fal.submissions) == 2 or None)
     await world.job((await world.jobs())[0].id)
     assert len(notes(world)) == 2
+
+
+async def test_a_video_lost_from_disk_before_posting_is_refunded_and_explained(
+    world: World,
+) -> None:
+    # The post of the finished video is held; the bot stops with the job downloaded.
+    hold = world.fake.hold_next("POST", "/webhooks/*", before=True)
+    await world.command("pika text", {"prompt": "a fragile video"})
+    await hold.wait()
+    job_id = (await world.jobs())[0].id
+    assert world.store is not None
+    downloaded = await world.store.get_job(job_id)
+    assert downloaded is not None
+    assert downloaded.state == "downloaded"
+    assert downloaded.output_path is not None
+    await world.stop()
+    hold.drop()
+    Path(downloaded.output_path).unlink()  # noqa: ASYNC240 - a test stands in for a lost disk
+    await world.start()
+    job = await world.job(job_id)
+    assert job.state == "failed"
+    assert job.error_code == "video_lost"
+    assert world.store is not None
+    assert [e.kind for e in await world.store.job_ledger(job_id)] == ["reserve", "refund"]
+    assert not world.posts()
