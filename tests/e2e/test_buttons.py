@@ -196,6 +196,40 @@ async def test_buttons_work_after_a_restart(world: World) -> None:
     await world.fake.click(world.fake.member, post, f"pika:reroll:{job_id}")
     second = await nth_post(world, 1)
     assert (await world.job(job_id_of(second))).parent_job_id == job_id
+    remix = await world.fake.click(world.fake.member, post, f"pika:remix:{job_id}")
+    await world.wait_for(lambda: remix.modal)
+    await world.fake.submit_modal(world.fake.member, remix, values={"prompt": "after a restart"})
+    third = await nth_post(world, 2)
+    assert (await world.job(job_id_of(third))).request["prompt"] == "after a restart"
+    await world.fake.click(world.fake.member, post, f"pika:continue:{job_id}")
+    fourth = await nth_post(world, 3)
+    assert (await world.job(job_id_of(fourth))).mode == "animate"
+    await world.fake.click(world.fake.member, post, f"pika:delete:{job_id}")
+    await world.wait_for(lambda: world.fake.message(post.id).deleted)
+
+
+async def test_cancel_works_after_a_restart(world: World) -> None:
+    world.fal.default_script = JobScript(hold_in_queue=True)
+    interaction = await world.command("pika text", {"prompt": "held across a restart"})
+    progress = await world.wait_for(
+        lambda: (
+            interaction.original
+            if interaction.original and interaction.original.components
+            else None
+        )
+    )
+    custom_id = buttons(progress)[0]
+    job_id = custom_id.rsplit(":", 1)[1]
+    await world.wait_for(lambda: world.fal.submissions or None)
+    await world.stop()
+    await world.start()
+    click = await world.fake.click(world.fake.member, progress, custom_id)
+    response = await answered(world, click)
+    assert "Asked fal to stop" in response.data["content"]
+    job = await world.job(job_id)
+    assert job.state == "cancelled"
+    assert world.store is not None
+    assert [e.kind for e in await world.store.job_ledger(job_id)] == ["reserve", "refund"]
 
 
 async def test_reroll_after_the_inputs_left_the_cache_is_refused_clearly(world: World) -> None:
