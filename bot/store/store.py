@@ -41,6 +41,21 @@ Clock = Callable[[], float]
 # Constant SQL fragments for the unfinished states (no user input ever reaches them).
 _UNFINISHED_SQL = ", ".join(f"'{state.value}'" for state in sorted(UNFINISHED_STATES))
 
+# Per-role and per-member allowances; table and column names come from this literal tuple.
+_LIMIT_TABLES = (("role", "role_limits", "role_id"), ("member", "member_limits", "user_id"))
+_LIMIT_SUBJECT = {kind: column for kind, _, column in _LIMIT_TABLES}
+_DELETE_LIMIT_SQL = {
+    kind: f"DELETE FROM {table} WHERE guild_id = ? AND {column} = ?"  # noqa: S608
+    for kind, table, column in _LIMIT_TABLES
+}
+_SET_LIMIT_SQL = {
+    kind: f"""INSERT INTO {table} (guild_id, {column}, allowance, actor_id, updated_at)
+        VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (guild_id, {column}) DO UPDATE SET allowance = excluded.allowance,
+            actor_id = excluded.actor_id, updated_at = excluded.updated_at"""  # noqa: S608
+    for kind, table, column in _LIMIT_TABLES
+}
+
 # Reads of the running sums migration 0005 keeps (never SUMs over the day's ledger rows).
 _TOTALS_SQL = """
 SELECT COALESCE(m.reserves, 0), COALESCE(m.settles, 0), COALESCE(m.refunds, 0),
@@ -674,60 +689,32 @@ class Store:
         self, guild_id: int, role_id: int, allowance: int | None, *, actor_id: int
     ) -> None:
         """Set the daily allowance of members with this role; None removes the role's limit."""
-        async with self._write() as db:
-            if allowance is None:
-                await db.execute(
-                    "DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?",
-                    (guild_id, role_id),
-                )
-            else:
-                _check_allowance(allowance)
-                await db.execute(
-                    """
-                    INSERT INTO role_limits (guild_id, role_id, allowance, actor_id, updated_at)
-                    VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (guild_id, role_id) DO UPDATE SET allowance = excluded.allowance,
-                        actor_id = excluded.actor_id, updated_at = excluded.updated_at
-                    """,
-                    (guild_id, role_id, allowance, actor_id, self._now()),
-                )
-            await _audit(
-                db,
-                self._now(),
-                guild_id,
-                actor_id,
-                "limit.role",
-                {"role_id": role_id, "allowance": allowance},
-            )
+        await self._set_limit("role", guild_id, role_id, allowance, actor_id=actor_id)
 
     async def set_member_limit(
         self, guild_id: int, user_id: int, allowance: int | None, *, actor_id: int
     ) -> None:
         """Set one member's daily allowance (it beats their roles); None removes it."""
+        await self._set_limit("member", guild_id, user_id, allowance, actor_id=actor_id)
+
+    async def _set_limit(
+        self, kind: str, guild_id: int, subject_id: int, allowance: int | None, *, actor_id: int
+    ) -> None:
         async with self._write() as db:
             if allowance is None:
-                await db.execute(
-                    "DELETE FROM member_limits WHERE guild_id = ? AND user_id = ?",
-                    (guild_id, user_id),
-                )
+                await db.execute(_DELETE_LIMIT_SQL[kind], (guild_id, subject_id))
             else:
                 _check_allowance(allowance)
                 await db.execute(
-                    """
-                    INSERT INTO member_limits (guild_id, user_id, allowance, actor_id, updated_at)
-                    VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (guild_id, user_id) DO UPDATE SET allowance = excluded.allowance,
-                        actor_id = excluded.actor_id, updated_at = excluded.updated_at
-                    """,
-                    (guild_id, user_id, allowance, actor_id, self._now()),
+                    _SET_LIMIT_SQL[kind], (guild_id, subject_id, allowance, actor_id, self._now())
                 )
             await _audit(
                 db,
                 self._now(),
                 guild_id,
                 actor_id,
-                "limit.member",
-                {"user_id": user_id, "allowance": allowance},
+                f"limit.{kind}",
+                {_LIMIT_SUBJECT[kind]: subject_id, "allowance": allowance},
             )
 
     async def role_limits(self, guild_id: int) -> dict[int, int]:
