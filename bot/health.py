@@ -83,7 +83,7 @@ async def collect(bot: PikaBot) -> list[Family]:
     at_fal.set(bot.jobs.at_fal_count)
     slots = Gauge("pikabot_fal_concurrency", "Jobs the bot sends to fal at once at most.")
     slots.set(bot.jobs.limits.fal_concurrency)
-    period = bot.jobs.period()
+    period = bot.jobs.accounts.period()
     spent = Gauge(
         "pikabot_credits_spent",
         "Credits held or charged across all servers on the current allowance day.",

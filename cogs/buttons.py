@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot.jobs import CancelResult, Job
 from bot.jobs.followups import continue_request, remix_request, reroll_request
-from bot.jobs.render import BUTTON_TEMPLATE, describe, timestamp
+from bot.jobs.render import BUTTON_TEMPLATE, button_id, describe, timestamp
 from bot.pika import PROMPT_MAX
 from cogs.pika import launch
 
@@ -47,7 +47,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_
     """Every button of a job; the action and the job id come from the custom_id."""
 
     def __init__(self, action: str, job_id: str) -> None:
-        super().__init__(discord.ui.Button(custom_id=f"pika:{action}:{job_id}"))
+        super().__init__(discord.ui.Button(custom_id=button_id(action, job_id)))
         self.action = action
         self.job_id = job_id
 

@@ -12,7 +12,6 @@ from discord.ext import commands
 from bot.jobs import (
     InvalidRequest,
     JobState,
-    ModeUnavailable,
     Requester,
     Upload,
     kept_video,
@@ -172,8 +171,7 @@ class Pika(commands.Cog):
         # 1. Checks that need nothing but the interaction: a refusal here is a true ephemeral.
         check_options(mode, **options, **given)
         endpoint = endpoint_for(mode, options.get("model"))
-        if endpoint.id in bot.jobs.disabled_endpoints:
-            raise ModeUnavailable(endpoint.id)
+        bot.jobs.check_available(endpoint.id)
         for name, file in given.items():
             precheck_attachment(
                 name,

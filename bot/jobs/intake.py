@@ -96,15 +96,9 @@ async def kept_video(job: Job, limit: int) -> Path | None:
     return await asyncio.to_thread(smallest_fitting)
 
 
-def cached_input(cache: InputCache, ref: InputRef) -> Path | None:
-    """Where a cached input lives, or None if the cache no longer has it."""
-    return cache.path(ref.sha256) if ref.sha256 in cache else None
-
-
 __all__ = [
     "InputRejected",
     "Upload",
-    "cached_input",
     "kept_video",
     "precheck_attachment",
     "take_inputs",

@@ -226,7 +226,8 @@ class JobRunner:
         )
         log.info("job %s submitted to fal as %s", job.id, handle.request_id)
 
-    def _handle(self, job: Job) -> RequestHandle:
+    def handle(self, job: Job) -> RequestHandle:
+        """The job's request at fal: the stored URLs, rebuilt from its id where missing."""
         assert job.fal_request_id is not None
         rebuilt = self._fal.handle_for(job.endpoint_id, job.fal_request_id)
         return RequestHandle(
@@ -238,7 +239,7 @@ class JobRunner:
         )
 
     async def _watch(self, job: Job) -> None:
-        handle = self._handle(job)
+        handle = self.handle(job)
         ticker: asyncio.Task[None] | None = None
         started: float | None = float(job.started_at) if job.started_at else None
         try:
@@ -342,7 +343,7 @@ class JobRunner:
 
     async def _fetch(self, job: Job) -> None:
         self._board.report(job, Progress(Stage.DELIVERING))
-        handle = self._handle(job)
+        handle = self.handle(job)
         try:
             with self._metrics.fal_call("result"):
                 result = await self._fal.result(handle)
@@ -360,12 +361,8 @@ class JobRunner:
             output_size=size,
         )
 
-    def _download_rules(self) -> tuple[Collection[str], bool]:
-        return self._config.download_hosts, self._config.download_require_https
-
     async def _download(self, job: Job, url: str, dest: Path) -> int:
         """Download the video, trying again after network trouble (never after a refusal)."""
-        hosts, https = self._download_rules()
         attempt = 0
         while True:
             attempt += 1
@@ -375,8 +372,8 @@ class JobRunner:
                     url,
                     dest,
                     max_bytes=self._config.output_max_bytes,
-                    allowed_hosts=hosts,
-                    require_https=https,
+                    allowed_hosts=self._config.download_hosts,
+                    require_https=self._config.download_require_https,
                 )
             except DownloadFailed as error:
                 if attempt >= self._config.download_attempts:
@@ -457,7 +454,7 @@ class JobRunner:
         if job.state in AT_FAL and job.fal_request_id:
             outcome: CancelOutcome | None = None
             try:
-                outcome = await self._fal.cancel(self._handle(job))
+                outcome = await self._fal.cancel(self.handle(job))
             except FalError as error:
                 log.warning("cancel of job %s at fal failed: %s", job.id, error)
             if outcome is CancelOutcome.ALREADY_COMPLETED:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from bot.fal import CancelOutcome, FalClient, FalError, RequestHandle
+from bot.fal import CancelOutcome, FalClient, FalError
 from bot.jobs import reasons
 from bot.jobs.accounts import Accounts
 from bot.jobs.messenger import Messenger, Progress, Stage
@@ -34,8 +34,6 @@ from bot.store import (
     NewJob,
     QuotaExceeded,
     Store,
-    allowance_period,
-    next_reset,
 )
 
 log = logging.getLogger(__name__)
@@ -202,18 +200,10 @@ class Jobs:
         """What the request costs in credits, from the configured price list."""
         return price(request, self.limits.prices)
 
-    def period(self) -> str:
-        """The allowance day that counts now."""
-        return allowance_period(self._clock(), self.limits.reset_hour)
-
-    def resets_at(self) -> int:
-        """When the current allowance day ends (epoch seconds)."""
-        return next_reset(self._clock(), self.limits.reset_hour)
-
-    def check_available(self, request: PikaRequest) -> None:
+    def check_available(self, endpoint_id: str) -> None:
         """Refuse a mode whose endpoint fal no longer offers."""
-        if request.endpoint.id in self.disabled_endpoints:
-            raise ModeUnavailable(request.endpoint.id)
+        if endpoint_id in self.disabled_endpoints:
+            raise ModeUnavailable(endpoint_id)
 
     async def accept(
         self, request: PikaRequest, requester: Requester, *, parent_job_id: str | None = None
@@ -224,7 +214,7 @@ class Jobs:
         NotAllowedHere, BlockedWord or ModeUnavailable. A request without a seed
         gets one now, so the member sees it and a re-roll can pick a different one.
         """
-        self.check_available(request)
+        self.check_available(request.endpoint.id)
         if getattr(request, "seed", None) is None:
             request = revise(request, seed=secrets.randbelow(SEED_MAX + 1))
         cost = self.cost_of(request)
@@ -232,11 +222,8 @@ class Jobs:
         # Checked here too, not only by the command: buttons start jobs without a command.
         check_channel(guild, requester.channel_id)
         check_prompt(guild, request_texts(request))
-        allowance = await self.store.allowance_for(
-            requester.guild_id,
-            requester.user_id,
-            list(requester.role_ids),
-            self.limits.daily_allowance,
+        allowance = await self.accounts.allowance(
+            requester.guild_id, requester.user_id, requester.role_ids
         )
         try:
             job = await self.store.create_job(
@@ -257,18 +244,14 @@ class Jobs:
                 ),
                 cost=cost,
                 allowance=allowance,
-                guild_budget=(
-                    guild.daily_budget
-                    if guild.daily_budget is not None
-                    else self.limits.guild_daily_budget
-                ),
+                guild_budget=self.accounts.guild_budget(guild),
                 global_budget=self.limits.global_daily_budget,
                 max_unfinished=self.limits.max_jobs_per_member,
-                period=self.period(),
+                period=self.accounts.period(),
                 actor_id=requester.user_id,
             )
         except QuotaExceeded as error:
-            raise explain(error, resets_at=self.resets_at()) from None
+            raise explain(error, resets_at=self.accounts.resets_at()) from None
         self._queue.add(job.id, job.user_id, job.created_at)
         # Should the command never report its first reply (it failed), start the job anyway.
         asyncio.get_running_loop().call_later(FIRST_REPLY_GRACE_S, self._wake.set)
@@ -312,10 +295,6 @@ class Jobs:
     async def get(self, job_id: str) -> Job | None:
         """A job by its id, or None."""
         return await self.store.get_job(job_id)
-
-    def position(self, job_id: str) -> int | None:
-        """The job's place in the bot's queue (1 = next), or None if it is not waiting."""
-        return self._queue.positions().get(job_id)
 
     @property
     def waiting_count(self) -> int:
@@ -470,14 +449,7 @@ class Jobs:
         if job.state not in AT_FAL or job.fal_request_id is None:
             return CancelResult.TOO_LATE
         await self.store.update_job(job.id, error_code=CANCEL_REQUESTED)
-        handle = RequestHandle(
-            request_id=job.fal_request_id,
-            endpoint_id=job.endpoint_id,
-            status_url=job.status_url or "",
-            response_url=job.response_url or "",
-            cancel_url=job.cancel_url
-            or self._fal.handle_for(job.endpoint_id, job.fal_request_id).cancel_url,
-        )
+        handle = self._runner.handle(job)
         try:
             outcome = await self._fal.cancel(handle)
         except FalError as error:

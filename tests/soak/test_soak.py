@@ -244,7 +244,10 @@ async def test_200_jobs_through_random_faults_are_all_accounted_for(world: World
         assert total[LedgerKind.SETTLE] == charged
         assert total[LedgerKind.RESERVE] == total[LedgerKind.SETTLE] + total[LedgerKind.REFUND]
         balance = await store.balance(
-            world.fake.guild.id, member.user.id, period=bot.jobs.period(), allowance=ALLOWANCE
+            world.fake.guild.id,
+            member.user.id,
+            period=bot.jobs.accounts.period(),
+            allowance=ALLOWANCE,
         )
         assert balance.reserved == 0
         assert balance.used == charged
