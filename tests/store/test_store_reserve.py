@@ -23,6 +23,7 @@ from bot.store import (
     Store,
     TooManyJobs,
 )
+from bot.store.store import _INSERT_JOB_SQL
 
 from .factories import PERIOD, FakeClock, limits, new_job
 
@@ -167,13 +168,28 @@ async def test_each_day_has_its_own_allowance_and_budgets(store: Store) -> None:
     assert job.cost == 100
 
 
-async def test_cancelled_reservation_leaves_the_store_consistent_and_usable(store: Store) -> None:
+async def test_cancelled_reservation_leaves_the_store_consistent_and_usable(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Park the reservation between its job row and its ledger row, then cancel it there.
+    inserted = asyncio.Event()
+    real = store._db.execute_fetchall
+
+    async def spy(sql: str, *args: Any, **kwargs: Any) -> Any:
+        result = await real(sql, *args, **kwargs)
+        if sql == _INSERT_JOB_SQL and not inserted.is_set():
+            inserted.set()
+            await asyncio.Event().wait()
+        return result
+
+    monkeypatch.setattr(store._db, "execute_fetchall", spy)
     task = asyncio.create_task(store.create_job(new_job(), cost=20, actor_id=100, **limits()))
-    await asyncio.sleep(0)  # let it take the lock and start its transaction
+    await inserted.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     jobs = await store.recent_jobs(100)
     rows = await store.member_ledger(1, 100)
     assert len(rows) == len(jobs) <= 1  # all of it or none of it
+    assert (jobs, rows) == ([], [])  # the job row written before the cancel was rolled back
     assert isinstance(await attempt(store, 100, 1, 20), Job)
