@@ -21,7 +21,9 @@ async def _submit(http: httpx.AsyncClient) -> dict[str, Any]:
 async def test_stream_sends_each_status_change_and_closes_after_completed(
     emu: FalEmulator, http: httpx.AsyncClient
 ) -> None:
-    emu.script_next(JobScript(queue_position=2, queue_seconds=0.06))
+    # Each queue step lasts 0.5 s: long enough for the stream to connect before the first step
+    # passes, even on a busy machine (20 ms steps made this depend on the machine's load).
+    emu.script_next(JobScript(queue_position=2, queue_seconds=1.5))
     data = await _submit(http)
 
     events: list[dict[str, Any]] = []
