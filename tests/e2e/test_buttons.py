@@ -8,12 +8,7 @@ import discord
 
 from bot.emulator import JobScript
 from bot.fakediscord.records import StoredMessage
-from tests.e2e.conftest import World, png
-
-
-def job_id_of(post: StoredMessage) -> str:
-    footer = post.embeds[0]["footer"]["text"]
-    return str(footer.removeprefix("job "))
+from tests.e2e.conftest import World, job_id_of, png
 
 
 def buttons(message: StoredMessage) -> list[str]:

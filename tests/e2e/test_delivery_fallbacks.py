@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-import av
 import discord
 
 from bot.emulator import JobScript
 from bot.fakediscord.records import StoredMessage
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, decodes, job_id_of
 
 MiB = 1024 * 1024
-
-
-def job_id_in(message: StoredMessage) -> str:
-    return str(message.embeds[0]["footer"]["text"].removeprefix("job "))
-
-
-def frames_in(data: bytes) -> int:
-    with av.open(io.BytesIO(data)) as container:
-        return sum(1 for _ in container.decode(video=0))
 
 
 def uploads(world: World) -> list[Any]:
@@ -38,12 +27,12 @@ async def test_a_15_mb_video_is_re_encoded_under_a_10_mib_limit(world: World) ->
     world.fal.default_script = JobScript(output_size=15 * 1000 * 1000)
     await world.command("pika text", {"prompt": "a big video"})
     post = await world.wait_for(lambda: (world.posts() or [None])[0])
-    job = await world.job(job_id_in(post))
+    job = await world.job(job_id_of(post))
     assert job.output_size is not None
     assert job.output_size >= 15 * 1000 * 1000
     video = post.attachments[0].data
     assert len(video) < 10 * MiB
-    assert frames_in(video) > 0
+    assert decodes(video) > 0
     assert all(len(f.data) <= 10 * MiB for r in uploads(world) for f in r.files)
     assert job.delivery_path == "channel"
 
@@ -57,7 +46,7 @@ async def test_a_video_that_cannot_fit_is_posted_as_a_link(world: World) -> None
             None,
         )
     )
-    job = await world.job(job_id_in(post))
+    job = await world.job(job_id_of(post))
     assert job.delivery_path == "link"
     assert not post.attachments
     fields = {f["name"]: f["value"] for f in post.embeds[0]["fields"]}
@@ -85,7 +74,7 @@ async def test_missing_attach_files_is_said_up_front_and_the_video_comes_by_dm(
     request_id = (await world.wait_for(lambda: world.fal.submissions or None))[0].request_id
     await world.fal.advance(request_id)
     dm = await world.wait_for(lambda: next((m for m in dms(world) if m.attachments), None))
-    job = await world.job(job_id_in(dm))
+    job = await world.job(job_id_of(dm))
     assert job.delivery_path == "dm"
     assert "Attach Files" in dm.content
     assert not world.posts()
@@ -98,7 +87,7 @@ async def test_a_deleted_channel_sends_the_video_by_dm(world: World) -> None:
     await world.fake.delete_channel(world.fake.channel)
     await world.fal.advance(request_id)
     dm = await world.wait_for(lambda: next((m for m in dms(world) if m.attachments), None))
-    job = await world.job(job_id_in(dm))
+    job = await world.job(job_id_of(dm))
     assert job.delivery_path == "dm"
     assert job.state == "delivered"
 
@@ -121,4 +110,4 @@ async def test_with_dms_closed_the_video_is_kept_for_pika_job(world: World) -> N
     assert done.response.data["flags"] & 64
     message = await world.wait_for(lambda: done.original)
     assert message.attachments, "the kept video is handed back by /pika job"
-    assert frames_in(message.attachments[0].data) > 0
+    assert decodes(message.attachments[0].data) > 0
