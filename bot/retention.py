@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.media import InputCache
+from bot.media import InputCache, fitted_path
 from bot.metrics import Metrics
 from bot.store import ForgottenMember, Store
 
@@ -145,7 +145,7 @@ class Retention:
             if job.output_path is not None
         ]
         # A video being delivered has its re-encoded copy beside it.
-        keep += [path.with_suffix(".fit.mp4") for path in keep]
+        keep += [fitted_path(path) for path in keep]
         videos = await asyncio.to_thread(
             prune_videos,
             self._output_dir,
@@ -199,7 +199,7 @@ class Retention:
                 log.warning("forget: not deleting %s, outside %s", path, self._output_dir)
                 continue
             deleted += _unlink(path)
-            _unlink(path.with_suffix(".fit.mp4"))
+            _unlink(fitted_path(path))
         return deleted
 
     def _delete_inputs(self, hashes: Iterable[str]) -> int:

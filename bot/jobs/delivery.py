@@ -13,7 +13,7 @@ import discord
 
 from bot.jobs import render
 from bot.jobs.messenger import Delivered, Progress
-from bot.media import fit_to_limit
+from bot.media import fit_to_limit, fitted_path
 from bot.store import DeliveryPath, Job
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class DiscordMessenger:
         size = job.output_size if job.output_size is not None else video.stat().st_size  # noqa: ASYNC240
         if size <= limit:
             return video
-        fitted = video.with_suffix(".fit.mp4")
+        fitted = fitted_path(video)
         log.info("job %s: video is %d bytes, limit %d: re-encoding", job.id, size, limit)
         result = await asyncio.to_thread(fit_to_limit, video, fitted, limit)
         return None if result is None else result.path

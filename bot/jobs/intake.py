@@ -10,6 +10,7 @@ from bot.media import (
     InputCache,
     InputRejected,
     Limits,
+    fitted_path,
     precheck_image,
     precheck_video,
     validate_image,
@@ -85,7 +86,7 @@ async def kept_video(job: Job, limit: int) -> Path | None:
     """The job's video on disk if the bot still keeps it and it fits in one message."""
     if job.output_path is None:
         return None
-    candidates = [Path(job.output_path).with_suffix(".fit.mp4"), Path(job.output_path)]
+    candidates = [fitted_path(Path(job.output_path)), Path(job.output_path)]
 
     def smallest_fitting() -> Path | None:
         for path in candidates:

@@ -9,7 +9,7 @@ from bot.media.download import (
     download,
     host_allowed,
 )
-from bot.media.fit import FitResult, fit_to_limit
+from bot.media.fit import FitResult, fit_to_limit, fitted_path
 from bot.media.images import ImageInfo, validate_image
 from bot.media.limits import (
     DEFAULT_LIMITS,
@@ -43,6 +43,7 @@ __all__ = [
     "VideoUnreadable",
     "download",
     "fit_to_limit",
+    "fitted_path",
     "host_allowed",
     "last_frame",
     "precheck_image",

@@ -45,6 +45,11 @@ class FitResult:
     attempts: int
 
 
+def fitted_path(video: Path) -> Path:
+    """Where the re-encoded copy of a video that had to fit a limit is kept, beside it."""
+    return video.with_suffix(".fit.mp4")
+
+
 def fit_to_limit(
     src: Path, dest: Path, limit_bytes: int, *, preset: str = "veryfast"
 ) -> FitResult | None:
