@@ -50,6 +50,9 @@ class JobScript:
     # The result's video URL starts with this instead of the emulator's address: a video on a
     # host the bot must refuse to download from (the file itself stays served here).
     result_base_url: str | None = None
+    # The submit answer's status, response and cancel URLs start with this instead of the
+    # emulator's address: an answer pointing at a host the bot must not send its key to.
+    handle_base_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

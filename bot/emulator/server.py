@@ -574,7 +574,8 @@ class FalEmulator:
         return job
 
     def _urls(self, job: _Job) -> dict[str, str]:
-        base = f"{job.base_url}/{job.owner_app}/requests/{job.request_id}"
+        base_url = job.script.handle_base_url or job.base_url
+        base = f"{base_url}/{job.owner_app}/requests/{job.request_id}"
         return {
             "status_url": f"{base}/status",
             "response_url": base,

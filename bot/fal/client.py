@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import random
@@ -239,16 +240,16 @@ class FalClient:
         if not isinstance(request_id, str) or not request_id:
             # fal accepted something but did not say what: the job may exist all the same.
             raise FalSubmissionUnknown(endpoint_id=endpoint_id)
-        rebuilt = self.handle_for(endpoint_id, request_id)
         position = data.get("queue_position")
-        return RequestHandle(
+        answered = RequestHandle(
             request_id=request_id,
             endpoint_id=endpoint_id,
-            status_url=_str_or(data.get("status_url"), rebuilt.status_url),
-            response_url=_str_or(data.get("response_url"), rebuilt.response_url),
-            cancel_url=_str_or(data.get("cancel_url"), rebuilt.cancel_url),
+            status_url=_str_or(data.get("status_url"), ""),
+            response_url=_str_or(data.get("response_url"), ""),
+            cancel_url=_str_or(data.get("cancel_url"), ""),
             queue_position=position if isinstance(position, int) else None,
         )
+        return self._on_fal_host(answered)
 
     def handle_for(self, endpoint_id: str, request_id: str) -> RequestHandle:
         """Rebuild a handle from a stored request id; fal's URLs use only the owner/app part."""
@@ -264,8 +265,36 @@ class FalClient:
             cancel_url=f"{base}/cancel",
         )
 
+    def _on_fal_host(self, handle: RequestHandle) -> RequestHandle:
+        """The handle with every URL on the configured queue host; others rebuilt from the id.
+
+        The key goes with every queue call, so a URL elsewhere (an odd or crafted submit answer,
+        a proxy's upstream address) is never followed: fal's own URLs are exactly the rebuilt
+        ones, and through a proxy the rebuilt ones are the way to reach fal.
+        """
+        urls = (handle.status_url, handle.response_url, handle.cancel_url)
+        if all(self._is_queue_url(url) for url in urls):
+            return handle
+        rebuilt = self.handle_for(handle.endpoint_id, handle.request_id)
+        if any(url and not self._is_queue_url(url) for url in urls):
+            log.warning(
+                "fal: URLs for request %s are not on %s; using ones rebuilt from its id",
+                handle.request_id,
+                self.queue_url,
+            )
+        return dataclasses.replace(
+            handle,
+            status_url=_pick(handle.status_url, rebuilt.status_url, self._is_queue_url),
+            response_url=_pick(handle.response_url, rebuilt.response_url, self._is_queue_url),
+            cancel_url=_pick(handle.cancel_url, rebuilt.cancel_url, self._is_queue_url),
+        )
+
+    def _is_queue_url(self, url: str) -> bool:
+        return url.startswith(self.queue_url + "/")
+
     async def status(self, handle: RequestHandle, *, logs: bool = True) -> Status:
         """Ask once where the request is (retrying transient failures)."""
+        handle = self._on_fal_host(handle)
         response = await self._send_safe(
             "GET",
             handle.status_url,
@@ -331,6 +360,7 @@ class FalClient:
                 return
 
     async def _stream_once(self, handle: RequestHandle) -> AsyncGenerator[Status, None]:
+        handle = self._on_fal_host(handle)
         url = httpx.URL(handle.status_url)
         url = url.copy_with(path=url.path.rstrip("/") + "/stream")
         async with self._http.stream(
@@ -361,6 +391,7 @@ class FalClient:
 
     async def result(self, handle: RequestHandle) -> VideoResult:
         """Fetch a completed request's video; a failed run raises the error its answer describes."""
+        handle = self._on_fal_host(handle)
         response = await self._send_safe(
             "GET", handle.response_url, call="result", request_id=handle.request_id
         )
@@ -381,6 +412,7 @@ class FalClient:
 
     async def cancel(self, handle: RequestHandle) -> CancelOutcome:
         """Ask fal to cancel; a request already running may still finish (and bill)."""
+        handle = self._on_fal_host(handle)
         response = await self._send_safe(
             "PUT", handle.cancel_url, call="cancel", request_id=handle.request_id
         )
@@ -671,6 +703,10 @@ def _epoch(value: Any, now: float) -> float:
 
 def _str_or(value: Any, fallback: str) -> str:
     return value if isinstance(value, str) and value else fallback
+
+
+def _pick(url: str, rebuilt: str, allowed: Callable[[str], bool]) -> str:
+    return url if allowed(url) else rebuilt
 
 
 def _short(text: str) -> str:
