@@ -6,14 +6,15 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client.core import GaugeMetricFamily, Metric
 
-from bot import metrics
 from bot.listener import Listener
-from bot.metrics import Family, Gauge
+from bot.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from bot.app import PikaBot
@@ -72,33 +73,76 @@ async def health(bot: PikaBot) -> list[Check]:
     return [gateway_check(bot), await database_check(bot), jobs_check(bot)]
 
 
-async def collect(bot: PikaBot) -> list[Family]:
-    """The metric families read at scrape time: from the database and the live queue."""
-    jobs = Gauge("pikabot_jobs", "Jobs in the database by mode and state.", ("mode", "state"))
-    for (mode, state), count in (await bot.store.job_counts()).items():
-        jobs.set(count, mode, state)
-    waiting = Gauge("pikabot_queue_waiting", "Jobs waiting in the bot's own queue for a fal slot.")
-    waiting.set(bot.jobs.waiting_count)
-    at_fal = Gauge("pikabot_queue_at_fal", "Jobs this process has at fal now.")
-    at_fal.set(bot.jobs.at_fal_count)
-    slots = Gauge("pikabot_fal_concurrency", "Jobs the bot sends to fal at once at most.")
-    slots.set(bot.jobs.limits.fal_concurrency)
-    period = bot.jobs.accounts.period()
-    spent = Gauge(
-        "pikabot_credits_spent",
+# The gauges made fresh at every scrape: name -> (help, labels).
+SCRAPE_TIME_GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pikabot_jobs": ("Jobs in the database by mode and state.", ("mode", "state")),
+    "pikabot_queue_waiting": ("Jobs waiting in the bot's own queue for a fal slot.", ()),
+    "pikabot_queue_at_fal": ("Jobs this process has at fal now.", ()),
+    "pikabot_fal_concurrency": ("Jobs the bot sends to fal at once at most.", ()),
+    "pikabot_credits_spent": (
         "Credits held or charged across all servers on the current allowance day.",
         ("day",),
-    )
-    spent.set(await bot.store.global_spend(period), period)
-    budget = Gauge("pikabot_credits_daily_budget", "The global daily budget in credits.")
-    budget.set(bot.jobs.limits.global_daily_budget)
-    families: list[Family] = [jobs, waiting, at_fal, slots, spent, budget]
-    latency = bot.latency
-    if math.isfinite(latency):
-        heartbeat = Gauge("pikabot_gateway_latency_seconds", "Discord gateway heartbeat latency.")
-        heartbeat.set(latency)
-        families.append(heartbeat)
-    return families
+    ),
+    "pikabot_credits_daily_budget": ("The global daily budget in credits.", ()),
+    "pikabot_gateway_latency_seconds": ("Discord gateway heartbeat latency.", ()),
+}
+
+
+def _gauge(name: str, value: float | None = None, *labels: str) -> GaugeMetricFamily:
+    documentation, label_names = SCRAPE_TIME_GAUGES[name]
+    family = GaugeMetricFamily(name, documentation, labels=label_names)
+    if value is not None:
+        family.add_metric(labels, value)
+    return family
+
+
+@dataclass(frozen=True, slots=True)
+class StoredNumbers:
+    """What /metrics reads from the database: jobs by mode and state, today's spend."""
+
+    jobs: dict[tuple[str, str], int]
+    day: str
+    spent: int
+
+    @classmethod
+    async def read(cls, bot: PikaBot) -> StoredNumbers:
+        day = bot.jobs.accounts.period()
+        return cls(await bot.store.job_counts(), day, await bot.store.global_spend(day))
+
+
+class ScrapeTimeCollector:
+    """A prometheus-client collector for the values read at scrape time, not counted as they go.
+
+    The live queue and limits are read in `collect()`. The database can only be read
+    asynchronously, so the endpoint calls `read_database()` just before rendering.
+    """
+
+    def __init__(self, bot: PikaBot) -> None:
+        self._bot = bot
+        self._stored: StoredNumbers | None = None
+
+    async def read_database(self) -> None:
+        """Fetch the database's numbers for the next `collect()`."""
+        self._stored = await StoredNumbers.read(self._bot)
+
+    def describe(self) -> list[Metric]:
+        # Names only: registering a second collector for the same bot fails at once.
+        return [_gauge(name) for name in SCRAPE_TIME_GAUGES]
+
+    def collect(self) -> Iterator[Metric]:
+        bot = self._bot
+        if self._stored is not None:
+            jobs = _gauge("pikabot_jobs")
+            for (mode, state), count in sorted(self._stored.jobs.items()):
+                jobs.add_metric((mode, state), count)
+            yield jobs
+            yield _gauge("pikabot_credits_spent", self._stored.spent, self._stored.day)
+        yield _gauge("pikabot_queue_waiting", bot.jobs.waiting_count)
+        yield _gauge("pikabot_queue_at_fal", bot.jobs.at_fal_count)
+        yield _gauge("pikabot_fal_concurrency", bot.jobs.limits.fal_concurrency)
+        yield _gauge("pikabot_credits_daily_budget", bot.jobs.limits.global_daily_budget)
+        if math.isfinite(bot.latency):
+            yield _gauge("pikabot_gateway_latency_seconds", bot.latency)
 
 
 class HealthServer:
@@ -106,6 +150,8 @@ class HealthServer:
 
     def __init__(self, bot: PikaBot, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._bot = bot
+        self._scrape_time = ScrapeTimeCollector(bot)
+        self._registered = False
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
@@ -124,11 +170,20 @@ class HealthServer:
         return self._listener.base_url
 
     async def start(self) -> None:
-        """Start listening."""
-        await self._listener.start()
+        """Start listening, and add the scrape-time values to the bot's metrics."""
+        self._bot.metrics.registry.register(self._scrape_time)
+        self._registered = True
+        try:
+            await self._listener.start()
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         """Stop listening."""
+        if self._registered:
+            self._bot.metrics.registry.unregister(self._scrape_time)
+            self._registered = False
         await self._listener.close()
 
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -144,8 +199,7 @@ class HealthServer:
         return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        families = [*await collect(self._bot), *self._bot.metrics.families()]
+        await self._scrape_time.read_database()
         return web.Response(
-            body=metrics.render(families).encode(),
-            headers={"Content-Type": metrics.CONTENT_TYPE},
+            body=self._bot.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE}
         )

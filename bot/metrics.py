@@ -1,20 +1,20 @@
-"""The bot's counters and their Prometheus text rendering, written by hand (no client library).
+"""The bot's counters and latency histogram on prometheus-client, one registry per bot.
 
-prometheus-client would bring a process-global registry (awkward with several bots in one test
-process) and a dependency the Docker image and the pip path must both carry, for what is here
-about a hundred lines: counters, gauges, one histogram, and the stable text format 0.0.4.
+Each `Metrics` owns a `CollectorRegistry` (never the library's process-global REGISTRY), so two
+bots in one process, as in the tests, never share a number. Values read at scrape time (from the
+database, from the live queue) come from a collector the health endpoint registers here.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import aiohttp
+import prometheus_client
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from bot.fal import (
     FalAuthError,
@@ -26,128 +26,31 @@ from bot.fal import (
     FalValidationError,
 )
 
+# What generate_latest() writes, in every version: the text format 0.0.4 (our names need no
+# escaping). Newer prometheus-client calls it CONTENT_TYPE_PLAIN_0_0_4; older ones lack that name.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # fal calls take from milliseconds (status) to minutes (uploads of whole videos).
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
-Labels = tuple[str, ...]
 
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if math.isnan(value):
-        return "NaN"
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _sample(name: str, names: Sequence[str], values: Sequence[str], value: float) -> str:
-    if not names:
-        return f"{name} {_number(value)}"
-    pairs = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
-    return f"{name}{{{pairs}}} {_number(value)}"
-
-
-@dataclass
 class Counter:
-    """A number that only goes up, per combination of label values."""
+    """A prometheus-client counter whose label values are passed in order, e.g. inc("input")."""
 
-    name: str
-    help: str
-    labels: Labels = ()
-    values: dict[Labels, float] = field(default_factory=dict)
+    def __init__(
+        self, name: str, documentation: str, labels: Sequence[str], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self.labels = tuple(labels)
+        self._counter = prometheus_client.Counter(
+            name, documentation, self.labels, registry=registry
+        )
 
     def inc(self, *label_values: str, amount: float = 1.0) -> None:
         """Add `amount` (default 1) to the series with these label values."""
         if len(label_values) != len(self.labels):
+            # prometheus-client would only say "Incorrect label count".
             raise ValueError(f"{self.name} takes labels {self.labels}, got {label_values}")
-        self.values[label_values] = self.values.get(label_values, 0.0) + amount
-
-    def get(self, *label_values: str) -> float:
-        """The series' current value (0 if it never moved)."""
-        return self.values.get(label_values, 0.0)
-
-    def render(self) -> Iterator[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} counter"
-        for key in sorted(self.values):
-            yield _sample(self.name, self.labels, key, self.values[key])
-
-
-@dataclass
-class Gauge:
-    """A number that goes up and down; here built fresh at every scrape."""
-
-    name: str
-    help: str
-    labels: Labels = ()
-    values: dict[Labels, float] = field(default_factory=dict)
-
-    def set(self, value: float, *label_values: str) -> None:
-        """Set the series with these label values."""
-        if len(label_values) != len(self.labels):
-            raise ValueError(f"{self.name} takes labels {self.labels}, got {label_values}")
-        self.values[label_values] = value
-
-    def render(self) -> Iterator[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} gauge"
-        for key in sorted(self.values):
-            yield _sample(self.name, self.labels, key, self.values[key])
-
-
-@dataclass
-class Histogram:
-    """Observed durations in cumulative buckets, per combination of label values."""
-
-    name: str
-    help: str
-    labels: Labels = ()
-    buckets: tuple[float, ...] = LATENCY_BUCKETS
-    series: dict[Labels, list[float]] = field(default_factory=dict)  # bucket counts, sum, count
-
-    def observe(self, value: float, *label_values: str) -> None:
-        """Record one observation."""
-        if len(label_values) != len(self.labels):
-            raise ValueError(f"{self.name} takes labels {self.labels}, got {label_values}")
-        row = self.series.setdefault(label_values, [0.0] * (len(self.buckets) + 2))
-        for index, bound in enumerate(self.buckets):
-            if value <= bound:
-                row[index] += 1
-        row[-2] += value
-        row[-1] += 1
-
-    def count(self, *label_values: str) -> int:
-        """How many observations the series holds."""
-        row = self.series.get(label_values)
-        return 0 if row is None else int(row[-1])
-
-    def render(self) -> Iterator[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} histogram"
-        names = (*self.labels, "le")
-        for key in sorted(self.series):
-            row = self.series[key]
-            for bound, hits in zip(self.buckets, row, strict=False):
-                yield _sample(f"{self.name}_bucket", names, (*key, _number(bound)), hits)
-            yield _sample(f"{self.name}_bucket", names, (*key, "+Inf"), row[-1])
-            yield _sample(f"{self.name}_sum", self.labels, key, row[-2])
-            yield _sample(f"{self.name}_count", self.labels, key, row[-1])
-
-
-Family = Counter | Gauge | Histogram
-
-
-def render(families: Iterable[Family]) -> str:
-    """The Prometheus text exposition of these metric families."""
-    lines: list[str] = []
-    for family in families:
-        lines.extend(family.render())
-    return "\n".join(lines) + "\n"
+        self._counter.labels(*label_values).inc(amount)
 
 
 def fal_error_kind(error: FalError) -> str:
@@ -175,53 +78,54 @@ class Metrics:
     """
 
     def __init__(self) -> None:
+        self.registry = CollectorRegistry()
         self.fal_latency = Histogram(
             "pikabot_fal_request_seconds",
             "Time of calls to fal made by the job runner, by call.",
             ("call",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.fal_errors = Counter(
             "pikabot_fal_errors_total",
             "Failures of fal calls and of models at fal, by call and error type.",
             ("call", "type"),
+            self.registry,
         )
         self.deliveries = Counter(
             "pikabot_deliveries_total",
             "Finished videos handed to members, by path (channel, dm, link, kept).",
             ("path",),
+            self.registry,
         )
         self.job_endings = Counter(
             "pikabot_job_endings_total",
             "Jobs this process ended, by mode and end state.",
             ("mode", "state"),
+            self.registry,
         )
         self.discord_requests = Counter(
             "pikabot_discord_requests_total",
             "HTTP requests to Discord's API by response status class.",
             ("status",),
+            self.registry,
         )
         self.discord_rate_limited = Counter(
             "pikabot_discord_rate_limited_total",
             "Discord 429 answers, by scope (user, shared, global).",
             ("scope",),
+            self.registry,
         )
         self.pruned = Counter(
             "pikabot_pruned_files_total",
             "Files removed by retention, by kind (input, video).",
             ("kind",),
+            self.registry,
         )
 
-    def families(self) -> list[Family]:
-        """Every family this registry holds, in a stable order."""
-        return [
-            self.fal_latency,
-            self.fal_errors,
-            self.deliveries,
-            self.job_endings,
-            self.discord_requests,
-            self.discord_rate_limited,
-            self.pruned,
-        ]
+    def exposition(self) -> bytes:
+        """Every metric in the registry in the text format CONTENT_TYPE names."""
+        return generate_latest(self.registry)
 
     @contextmanager
     def fal_call(self, call: str) -> Iterator[None]:
@@ -233,7 +137,7 @@ class Metrics:
             self.fal_errors.inc(call, fal_error_kind(error))
             raise
         finally:
-            self.fal_latency.observe(time.perf_counter() - started, call)
+            self.fal_latency.labels(call).observe(time.perf_counter() - started)
 
     def fal_failed(self, call: str, error: FalError | str) -> None:
         """Count a fal failure seen outside `fal_call` (a watch, or a model's own error)."""

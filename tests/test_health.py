@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
+from bot.fal import FalAuthError
 from bot.health import HealthServer
-from bot.metrics import CONTENT_TYPE, Counter, Gauge, Histogram, Metrics, render
+from bot.metrics import CONTENT_TYPE, Metrics
 from tests.e2e.conftest import World, job_id_of
 from tests.e2e.conftest import world as world  # the end-to-end fixture, used here too
 
@@ -157,36 +159,57 @@ async def test_metrics_count_discord_rate_limits(world: World, health: HealthSer
     assert found['pikabot_discord_requests_total{status="4xx"}'] >= 1
 
 
-def test_counters_and_gauges_render_in_the_text_format() -> None:
-    counter = Counter("x_total", "Things.", ("kind",))
-    counter.inc("a")
-    counter.inc("a")
-    counter.inc('say "hi"\\\n')
-    gauge = Gauge("y", "Level.")
-    gauge.set(2.5)
-    assert render([counter, gauge]) == (
-        "# HELP x_total Things.\n"
-        "# TYPE x_total counter\n"
-        'x_total{kind="a"} 2\n'
-        'x_total{kind="say \\"hi\\"\\\\\\n"} 1\n'
-        "# HELP y Level.\n"
-        "# TYPE y gauge\n"
-        "y 2.5\n"
-    )
+def test_label_values_are_escaped_in_the_text_format() -> None:
+    metrics = Metrics()
+    metrics.delivered("channel")
+    metrics.delivered("channel")
+    metrics.fal_failed("model", 'say "hi"\\\n')
+    found = samples(metrics.exposition().decode())
+    assert found['pikabot_deliveries_total{path="channel"}'] == 2
+    assert found['pikabot_fal_errors_total{call="model",type="say \\"hi\\"\\\\\\n"}'] == 1
+    assert "# TYPE pikabot_deliveries_total counter" in metrics.exposition().decode()
 
 
-def test_histograms_are_cumulative_with_sum_and_count() -> None:
-    histogram = Histogram("t_seconds", "Time.", ("call",), buckets=(0.1, 1.0))
-    for value in (0.05, 0.5, 5.0):
-        histogram.observe(value, "submit")
-    lines = render([histogram]).splitlines()
-    assert lines[2:] == [
-        't_seconds_bucket{call="submit",le="0.1"} 1',
-        't_seconds_bucket{call="submit",le="1"} 2',
-        't_seconds_bucket{call="submit",le="+Inf"} 3',
-        't_seconds_sum{call="submit"} 5.55',
-        't_seconds_count{call="submit"} 3',
-    ]
+def test_fal_latency_is_a_cumulative_histogram_with_sum_and_count() -> None:
+    metrics = Metrics()
+    for value in (0.07, 0.3, 500.0):
+        metrics.fal_latency.labels("submit").observe(value)
+    found = samples(metrics.exposition().decode())
+    bucket = 'pikabot_fal_request_seconds_bucket{call="submit",le="%s"}'
+    assert found[bucket % "0.05"] == 0
+    assert found[bucket % "0.1"] == 1
+    assert found[bucket % "0.5"] == 2
+    assert found[bucket % "120.0"] == 2
+    assert found[bucket % "+Inf"] == 3
+    assert found['pikabot_fal_request_seconds_sum{call="submit"}'] == pytest.approx(500.37)
+    assert found['pikabot_fal_request_seconds_count{call="submit"}'] == 3
+
+
+def test_a_failed_fal_call_is_timed_and_counted_by_kind() -> None:
+    metrics = Metrics()
+    with pytest.raises(FalAuthError), metrics.fal_call("submit"):
+        raise FalAuthError(status=401)
+    found = samples(metrics.exposition().decode())
+    assert found['pikabot_fal_errors_total{call="submit",type="auth"}'] == 1
+    assert found['pikabot_fal_request_seconds_count{call="submit"}'] == 1
+
+
+def test_two_bots_in_one_process_count_apart() -> None:
+    first, second = Metrics(), Metrics()
+    first.delivered("dm")
+    assert samples(first.exposition().decode())['pikabot_deliveries_total{path="dm"}'] == 1
+    assert 'path="dm"' not in second.exposition().decode()
+    assert b"pikabot_deliveries_total" not in generate_latest(REGISTRY)
+
+
+async def test_one_bot_takes_one_scrape_time_collector(world: World, health: HealthServer) -> None:
+    assert world.bot is not None
+    second = HealthServer(world.bot, port=0)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        await second.start()
+    await second.close()
+    found = samples((await get(f"{health.url}/metrics")).text)
+    assert found["pikabot_credits_daily_budget"] == world.settings.global_daily_budget
 
 
 def test_a_wrong_number_of_labels_is_refused() -> None:
