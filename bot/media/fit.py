@@ -14,7 +14,8 @@ import av.audio.stream
 import av.container
 import av.video.stream
 
-from bot.media.videos import VideoProbe, VideoUnreadable, probe
+from bot.media.limits import DEFAULT_LIMITS
+from bot.media.videos import VideoProbe, VideoUnreadable, bound_decoder, probe
 
 # Aim this far under the limit: x264's rate control overshoots a little on short clips.
 SAFETY_MARGIN = 0.06
@@ -159,6 +160,7 @@ def _encode(
         av.open(str(dest), "w", format="mp4", container_options={"movflags": "+faststart"}) as out,
     ):
         in_video = source.streams.video[0]
+        bound_decoder(in_video, max_side=DEFAULT_LIMITS.video_max_side)
         out_video = out.add_stream(
             "libx264",
             rate=fps,

@@ -32,6 +32,9 @@ _DEMUXERS = {"mp4": "mov", "mov": "mov", "webm": "matroska"}
 _FIRST_FRAME_PACKETS = 120
 # Containers round durations; a "30 s" clip from a phone often measures 30.02 s.
 _DURATION_SLACK_S = 0.1
+# One decoding thread: FFmpeg's frame threads each hold frames of their own, so the thread count
+# multiplies what one hostile file can make us allocate.
+_DECODE_THREADS = 1
 
 
 class VideoUnreadable(Exception):
@@ -139,18 +142,20 @@ def probe(path: Path) -> VideoProbe:
         raise VideoUnreadable(f"{path.name} could not be read as a video.") from exc
 
 
-def last_frame(video_path: Path) -> bytes:
+def last_frame(video_path: Path, *, max_side: int = DEFAULT_LIMITS.video_max_side) -> bytes:
     """Return the last decodable frame of a video as PNG bytes (for "Continue").
 
     Blocking: run it in a thread. It seeks to about a second before the end and decodes from
     there, so the cost does not grow with the video's length; if seeking finds nothing it
-    decodes the whole video. Raises VideoUnreadable.
+    decodes the whole video. No picture over `max_side`² pixels is decoded. Raises
+    VideoUnreadable.
     """
     try:
         with av.open(str(video_path), metadata_errors="replace") as container:
             if not container.streams.video:
                 raise VideoUnreadable(f"{video_path.name} has no video track.")
             video = container.streams.video[0]
+            bound_decoder(video, max_side=max_side)
             frame: av.VideoFrame | None = None
             duration = _header_duration(container, video)
             if duration is not None and duration > 1.5 and video.time_base is not None:
@@ -177,6 +182,22 @@ def last_frame(video_path: Path) -> bytes:
     return out.getvalue()
 
 
+def bound_decoder(
+    video: av.video.stream.VideoStream, *, max_side: int, keyframes_only: bool = False
+) -> None:
+    """Cap what decoding `video` may allocate; call it before the first decode opens the decoder.
+
+    FFmpeg refuses to allocate a picture over `max_side`² pixels, whatever size a later SPS
+    announces (the container's header only says the first). `keyframes_only` skips every other
+    picture: a frame size can only change at a keyframe, and keyframes are cheap to count.
+    """
+    context = video.codec_context
+    context.options = {**context.options, "max_pixels": str(max_side * max_side)}
+    context.thread_count = _DECODE_THREADS
+    if keyframes_only:
+        context.skip_frame = "NONKEY"
+
+
 def _open(source: BinaryIO, kind: str) -> av.container.InputContainer:
     return av.open(source, "r", format=_DEMUXERS[kind], metadata_errors="replace")
 
@@ -198,13 +219,12 @@ def _inspect(
     first_ts: int | None = None
     last_end: int | None = None
     packets = 0
-    tried = 0
-    decoded = False
+    pictures = _Pictures(field, (width, height), limits)
+    bound_decoder(video, max_side=limits.video_max_side, keyframes_only=True)
     for packet in container.demux(video):
         if packet.pts is None and packet.dts is None and packet.size == 0:
             # The demuxer's final empty packet flushes frames the decoder still holds.
-            if not decoded:
-                decoded = _decodes(packet)
+            pictures.decode(packet)
             continue
         packets += 1
         if packets > limits.video_max_frames:
@@ -220,9 +240,8 @@ def _inspect(
             if float((last_end - first_ts) * time_base) > max_seconds:
                 # No need to read the rest: it is already too long.
                 break
-        if not decoded and tried < _FIRST_FRAME_PACKETS:
-            tried += 1
-            decoded = _decodes(packet)
+        if packet.is_keyframe or (not pictures.decoded and pictures.tried < _FIRST_FRAME_PACKETS):
+            pictures.decode(packet)
 
     header = _header_duration(container, video)
     if first_ts is not None and last_end is not None and last_end > first_ts:
@@ -245,11 +264,15 @@ def _inspect(
         raise InputRejected(
             f"{field} is an incomplete {name} file (it ends early); please upload it again."
         )
-    if not decoded:
+    if not pictures.decoded:
         raise InputRejected(
             f"{field} has no picture we could decode; please export it again as {name} "
             "with a common codec (H.264, HEVC, VP8/VP9 or AV1)."
         )
+    if duration <= max_seconds:
+        # Read to the end: every keyframe fed must have come out as a picture. One that did not
+        # was damaged, or larger than the decoder's pixel cap (which FFmpeg skips in silence).
+        pictures.check_all_came_out()
     return VideoInfo(
         content_type=CONTENT_TYPES[kind],
         width=width,
@@ -260,12 +283,48 @@ def _inspect(
     )
 
 
-def _decodes(packet: av.Packet[av.video.stream.VideoStream]) -> bool:
-    try:
-        return bool(packet.decode())
-    except av.FFmpegError:
-        # A broken packet early on is not fatal; a later keyframe may still decode.
-        return False
+class _Pictures:
+    """The pictures decoded while a member's video is read: each one's size is checked."""
+
+    def __init__(self, field: str, declared: tuple[int, int], limits: Limits) -> None:
+        self.field = field
+        self.declared = declared
+        self.limits = limits
+        self.tried = 0
+        self.keyframes = 0
+        self.decoded = 0
+
+    def decode(self, packet: av.Packet[av.video.stream.VideoStream]) -> None:
+        if packet.size:
+            self.tried += 1
+            if packet.is_keyframe:
+                self.keyframes += 1
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            # A broken packet early on is not fatal; a later keyframe may still decode. Pictures
+            # that never come out are counted at the end.
+            return
+        for frame in frames:
+            self.decoded += 1
+            self._check(frame.width, frame.height)
+
+    def _check(self, width: int, height: int) -> None:
+        check_video_dimensions(self.field, width, height, self.limits)
+        if (width, height) != self.declared:
+            old_w, old_h = self.declared
+            raise InputRejected(
+                f"{self.field} changes its frame size part way (from {old_w}×{old_h} to "
+                f"{width}×{height} px); please export it again at one size."
+            )
+
+    def check_all_came_out(self) -> None:
+        if self.decoded < self.keyframes:
+            side = self.limits.video_max_side
+            raise InputRejected(
+                f"{self.field} has pictures we could not decode (damaged, or larger than "
+                f"{side}×{side} px); please export it again."
+            )
 
 
 def _header_duration(

@@ -370,6 +370,12 @@ CASES: tuple[Case, ...] = (
         after(f"{DAMAGED} MP4", VIDEO_TYPES),
     ),
     Case(
+        "video-grows-mid-stream",
+        "pika swap",
+        swap(inputs.growing_video()),
+        after("4160×64 px", "at most 4096 px"),
+    ),
+    Case(
         "mp4-header-only",
         "pika swap",
         swap(inputs.mp4_header_only()),

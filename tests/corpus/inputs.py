@@ -10,6 +10,7 @@ import zlib
 from PIL import Image
 
 from tests.e2e.conftest import mp4, png
+from tests.media.conftest import growing_mp4
 
 MiB = 1024 * 1024
 
@@ -97,6 +98,12 @@ def two_minute_video() -> bytes:
     return mp4(120, 64, 64, 1)
 
 
+@functools.cache
+def growing_video() -> bytes:
+    """An MP4 whose header says 64×64 and whose second keyframe's SPS makes it 4160×64."""
+    return growing_mp4((64, 64), (4160, 64))
+
+
 def mp4_header_only() -> bytes:
     """The `ftyp` box of a real MP4 and nothing else."""
     return clip()[:32]
@@ -112,6 +119,7 @@ __all__ = [
     "animated_gif",
     "animated_webp",
     "clip",
+    "growing_video",
     "jpeg",
     "mp4",
     "mp4_header_only",

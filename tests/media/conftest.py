@@ -6,6 +6,7 @@ import io
 import os
 import struct
 import zlib
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,42 @@ class Samples:
 @pytest.fixture
 def samples(tmp_path: Path) -> Samples:
     return Samples(tmp_path)
+
+
+def h264_annexb(size: tuple[int, int], frames: int, fps: int = 8) -> bytes:
+    """A raw H.264 stream (Annex B: its SPS, with the frame size, starts the stream)."""
+    width, height = size
+    out = io.BytesIO()
+    with av.open(out, "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            for index, plane in enumerate(frame.planes):
+                plane.update(bytes([grey_level(i) if index == 0 else 128]) * plane.buffer_size)
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return out.getvalue()
+
+
+def growing_mp4(small: tuple[int, int], large: tuple[int, int], frames: int = 4) -> bytes:
+    """An MP4 whose header (and first SPS) declares `small`, and whose second keyframe carries
+    a new SPS of `large`: two H.264 streams joined, then muxed as one track."""
+    fps = 8
+    joined = h264_annexb(small, frames, fps) + h264_annexb(large, frames, fps)
+    out = io.BytesIO()
+    with (
+        av.open(io.BytesIO(joined), format="h264") as source,
+        av.open(out, "w", format="mp4") as sink,
+    ):
+        track = source.streams.video[0]
+        copy = sink.add_stream_from_template(track)
+        copy.time_base = Fraction(1, fps)
+        for n, packet in enumerate(p for p in source.demux(track) if p.size):
+            packet.stream = copy
+            packet.pts = packet.dts = n
+            packet.duration = 1
+            packet.time_base = Fraction(1, fps)
+            sink.mux(packet)
+    return out.getvalue()

@@ -20,7 +20,7 @@ from bot.media import (
     validate_video,
 )
 
-from .conftest import Samples
+from .conftest import Samples, growing_mp4
 
 ALLOWED = "videos must be MP4, MOV or WebM."
 
@@ -178,3 +178,37 @@ def test_last_frame_of_a_non_video_raises(tmp_path: Path) -> None:
     path.write_bytes(b"nothing to see")
     with pytest.raises(VideoUnreadable):
         last_frame(path)
+
+
+def test_a_frame_larger_than_the_header_says_is_refused() -> None:
+    # The header and first picture are 64×64; a later keyframe's SPS makes it 4160×64.
+    data = growing_mp4((64, 64), (4160, 64))
+    message = rejection("video", data)
+    assert message == "video is 4160×64 px; each side may be at most 4096 px."
+
+
+def test_a_frame_size_change_within_the_limits_is_refused() -> None:
+    message = rejection("video", growing_mp4((64, 64), (128, 64)))
+    assert message == (
+        "video changes its frame size part way (from 64×64 to 128×64 px); "
+        "please export it again at one size."
+    )
+
+
+def test_a_frame_past_the_decoders_pixel_cap_is_never_decoded() -> None:
+    # 2048×2048 is within each side's bound but over the pixel cap these limits give the
+    # decoder (1024×1024): FFmpeg refuses to allocate it, and the video is refused.
+    message = rejection(
+        "video", growing_mp4((64, 64), (2048, 2048), 2), Limits(video_max_side=1024)
+    )
+    assert message == (
+        "video has pictures we could not decode (damaged, or larger than 1024×1024 px); "
+        "please export it again."
+    )
+
+
+def test_last_frame_never_decodes_a_picture_past_the_pixel_cap(tmp_path: Path) -> None:
+    path = tmp_path / "grows.mp4"
+    path.write_bytes(growing_mp4((64, 64), (512, 512), 2))
+    with pytest.raises(VideoUnreadable):
+        last_frame(path, max_side=256)
