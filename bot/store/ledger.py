@@ -12,9 +12,18 @@ class LedgerKind(StrEnum):
 
     RESERVE = "reserve"  # a job was accepted: its cost is held
     SETTLE = "settle"  # the job delivered: the hold becomes a charge
-    REFUND = "refund"  # the job failed or was cancelled before fal started: the hold is released
+    REFUND = "refund"  # the job ended without a video and fal surely never billed it
+    # The job ended without a video, but fal may have run it and billed the operator (an
+    # unknown submit, a run fal never finished or whose video could not be fetched): the member
+    # gets the credits back in full, as with a refund, but the server's and the day's spend
+    # keep counting them, so the budgets cap what fal may bill, not only what is held.
+    WRITE_OFF = "write_off"
     GRANT = "grant"  # an admin gave one-off credits for the day
     RESET = "reset"  # an admin reset the member: credits back what was used so far
+
+
+# The ways a job's reservation ends (once): charged, given back, or given back and written off.
+ENDINGS = frozenset({LedgerKind.SETTLE, LedgerKind.REFUND, LedgerKind.WRITE_OFF})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +46,9 @@ class LedgerEntry:
 class Balance:
     """A member's credits in one server for one allowance day.
 
-    used = reserves - refunds; reserved = reserves - settles - refunds (still held by
-    unfinished jobs); granted = grants + resets; left = allowance + granted - used.
+    used = reserves - refunds - write_offs; reserved = reserves - settles - refunds -
+    write_offs (still held by unfinished jobs); granted = grants + resets;
+    left = allowance + granted - used. A write-off is the member's as much as a refund is.
     """
 
     allowance: int
@@ -57,16 +67,17 @@ class DayTotals:
     refunds: int = 0
     grants: int = 0
     resets: int = 0
+    write_offs: int = 0
 
     def balance(self, allowance: int) -> Balance:
         """The member's balance for that day, given their daily allowance."""
-        used = self.reserves - self.refunds
+        used = self.reserves - self.refunds - self.write_offs
         granted = self.grants + self.resets
         return Balance(
             allowance=allowance,
             granted=granted,
             used=used,
-            reserved=self.reserves - self.settles - self.refunds,
+            reserved=self.reserves - self.settles - self.refunds - self.write_offs,
             left=allowance + granted - used,
         )
 
@@ -76,10 +87,11 @@ class DaySpend:
     """What a server spent on one allowance day."""
 
     period: str
-    spent: int  # reserves - refunds: held and charged
+    spent: int  # reserves - refunds: held, charged, and written off (fal may have billed)
     settled: int  # charged for delivered videos
     refunded: int
     jobs: int  # reservations taken
+    written_off: int = 0  # given back to members, but fal may have billed it
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +99,7 @@ class MemberSpend:
     """What one member spent in a server on one allowance day."""
 
     user_id: int
-    spent: int
+    spent: int  # what counted against the member: refunds and write-offs came back to them
     jobs: int
 
 

@@ -31,7 +31,15 @@ from bot.store.jobs import (
     NewJob,
     new_job_id,
 )
-from bot.store.ledger import Balance, DaySpend, DayTotals, LedgerEntry, LedgerKind, MemberSpend
+from bot.store.ledger import (
+    ENDINGS,
+    Balance,
+    DaySpend,
+    DayTotals,
+    LedgerEntry,
+    LedgerKind,
+    MemberSpend,
+)
 from bot.store.privacy import ForgottenMember, forget_member
 from bot.store.schema import Migration, apply_migrations, bundled_migrations
 from bot.store.settings import AuditEntry, Block, Glance, GuildSettings
@@ -57,9 +65,11 @@ _SET_LIMIT_SQL = {
 }
 
 # Reads of the running sums migration 0005 keeps (never SUMs over the day's ledger rows).
+# A server's and the day's spend leave write-offs in (fal may have billed them); a member's
+# balance (DayTotals) takes them out.
 _TOTALS_SQL = """
 SELECT COALESCE(m.reserves, 0), COALESCE(m.settles, 0), COALESCE(m.refunds, 0),
-    COALESCE(m.grants, 0), COALESCE(m.resets, 0),
+    COALESCE(m.grants, 0), COALESCE(m.resets, 0), COALESCE(m.write_offs, 0),
     COALESCE(g.reserves - g.refunds, 0), COALESCE(d.reserves - d.refunds, 0)
 FROM (SELECT 1)
 LEFT JOIN ledger_member_day AS m
@@ -71,7 +81,11 @@ _GUILD_SPEND_SQL = (
     "SELECT reserves - refunds FROM ledger_guild_day WHERE period = ? AND guild_id = ?"
 )
 _GLOBAL_SPEND_SQL = "SELECT reserves - refunds FROM ledger_day WHERE period = ?"
-_SPENT = "COALESCE(SUM(CASE kind WHEN 'reserve' THEN amount WHEN 'refund' THEN -amount END), 0)"
+# What counted against a member: write-offs came back to them, like refunds.
+_SPENT = (
+    "COALESCE(SUM(CASE kind WHEN 'reserve' THEN amount "
+    "WHEN 'refund' THEN -amount WHEN 'write_off' THEN -amount END), 0)"
+)
 
 # Every check a reservation makes, in one statement: one round trip to the database's thread.
 _RESERVE_CHECKS_SQL = f"""
@@ -457,14 +471,15 @@ class Store:
     ) -> bool:
         """Move the job to terminal state `to` and settle or refund it, in one transaction.
 
-        `outcome` is LedgerKind.SETTLE, LedgerKind.REFUND, or None to leave the reservation
-        held (e.g. an unknown submission an operator must look at). Nothing happens, and False
-        is returned, when the job was not in one of `expected`.
+        `outcome` is LedgerKind.SETTLE, LedgerKind.REFUND, LedgerKind.WRITE_OFF (the member
+        gets the credits back, but fal may have billed the run, so it keeps counting in the
+        server's and the day's spend), or None to leave the reservation held. Nothing happens,
+        and False is returned, when the job was not in one of `expected`.
         """
         if to not in TERMINAL_STATES:
             raise ValueError(f"finish_job needs a terminal state, not {to}")
-        if outcome not in (None, LedgerKind.SETTLE, LedgerKind.REFUND):
-            raise ValueError(f"a job ends with a settle or a refund, not {outcome}")
+        if outcome not in (None, *ENDINGS):
+            raise ValueError(f"a job ends with a settle, a refund or a write-off, not {outcome}")
         async with self._write() as db:
             moved = await self._transition(db, job_id, to, expected, changes)
             if moved and outcome is not None:
@@ -651,13 +666,17 @@ class Store:
                                            WHEN 'refund' THEN -amount END), 0),
                     COALESCE(SUM(CASE WHEN kind = 'settle' THEN amount END), 0),
                     COALESCE(SUM(CASE WHEN kind = 'refund' THEN amount END), 0),
-                    COUNT(CASE WHEN kind = 'reserve' THEN 1 END)
-                FROM ledger WHERE guild_id = ? AND kind IN ('reserve', 'settle', 'refund')
+                    COUNT(CASE WHEN kind = 'reserve' THEN 1 END),
+                    COALESCE(SUM(CASE WHEN kind = 'write_off' THEN amount END), 0)
+                FROM ledger
+                WHERE guild_id = ? AND kind IN ('reserve', 'settle', 'refund', 'write_off')
                 GROUP BY period ORDER BY period DESC LIMIT ?
                 """,
                 (guild_id, days),
             )
-        return [DaySpend(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+        return [
+            DaySpend(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows
+        ]
 
     async def top_members(self, guild_id: int, period: str, *, limit: int = 5) -> list[MemberSpend]:
         """The members who spent most in this server on `period`, biggest first."""
@@ -1042,8 +1061,8 @@ async def _day_totals(
     rows = await db.execute_fetchall(
         _TOTALS_SQL, {"guild": guild_id, "user": user_id, "period": period}
     )
-    reserves, settles, refunds, grants, resets, _, _ = (int(v) for v in next(iter(rows)))
-    return DayTotals(reserves, settles, refunds, grants, resets)
+    *sums, _, _ = (int(v) for v in next(iter(rows)))
+    return DayTotals(*sums)
 
 
 async def _append(

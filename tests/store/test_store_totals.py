@@ -24,9 +24,10 @@ _BY_KIND = """
     SUM(CASE kind WHEN 'settle' THEN amount ELSE 0 END),
     SUM(CASE kind WHEN 'refund' THEN amount ELSE 0 END),
     SUM(CASE kind WHEN 'grant' THEN amount ELSE 0 END),
-    SUM(CASE kind WHEN 'reset' THEN amount ELSE 0 END)
+    SUM(CASE kind WHEN 'reset' THEN amount ELSE 0 END),
+    SUM(CASE kind WHEN 'write_off' THEN amount ELSE 0 END)
 """
-_KINDS = "reserves, settles, refunds, grants, resets"
+_KINDS = "reserves, settles, refunds, grants, resets, write_offs"
 
 
 def _collect(conn: sqlite3.Connection, sql: str, keys: int) -> Sums:
@@ -96,7 +97,7 @@ async def test_running_sums_always_equal_the_ledger_sums(db_path: Path, clock: F
                     refusals += 1
             elif action < 0.7 and jobs:
                 job = rng.choice(jobs)
-                outcome = rng.choice([LedgerKind.SETTLE, LedgerKind.REFUND])
+                outcome = rng.choice([LedgerKind.SETTLE, LedgerKind.REFUND, LedgerKind.WRITE_OFF])
                 state = JobState.DELIVERED if outcome is LedgerKind.SETTLE else JobState.FAILED
                 await store.finish_job(
                     job.id, state, expected=[JobState.QUEUED], outcome=outcome, actor_id=0
@@ -116,10 +117,22 @@ async def test_running_sums_always_equal_the_ledger_sums(db_path: Path, clock: F
                 balance = await store.balance(guild, user, period=period, allowance=120)
                 glance = await store.glance(guild, user, period=period)
                 assert glance.day.balance(120) == balance
+        # A write-off is given back to the member but stays in the server's and the day's spend.
+        members_sums, guild_sums, day_sums = recomputed(db_path)
         for period in periods:
-            day = recomputed(db_path)[2].get((period,), (0, 0, 0, 0, 0))
+            day = day_sums.get((period,), (0, 0, 0, 0, 0, 0))
             assert await store.global_spend(period) == day[0] - day[2]
+            for guild in (1, 2):
+                sums = guild_sums.get((period, guild), (0, 0, 0, 0, 0, 0))
+                assert await store.guild_spend(guild, period) == sums[0] - sums[2]
+        for (day_name, guild_id, user_id), sums in members_sums.items():
+            balance = await store.balance(
+                int(str(guild_id)), int(str(user_id)), period=str(day_name), allowance=0
+            )
+            assert balance.used == sums[0] - sums[2] - sums[5]
+        written_off = sum(sums[5] for sums in day_sums.values())
     assert jobs
+    assert written_off  # write-offs were among the endings
     assert refusals  # the limits were reached
     assert forgotten  # rows were anonymised along the way, and the sums followed them
 
