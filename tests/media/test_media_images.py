@@ -210,3 +210,23 @@ def test_precheck_refuses_empty_attachment() -> None:
     with pytest.raises(InputRejected) as caught:
         precheck_image("image", content_type="image/png", size=0, width=None, height=None)
     assert caught.value.message == f"image is an empty file; {ALLOWED}"
+
+
+@pytest.mark.parametrize("pixels", [(400, 400), (2100, 2100)], ids=["decoded", "by-structure"])
+def test_truncated_webp_is_refused_small_or_large(
+    samples: Samples, pixels: tuple[int, int]
+) -> None:
+    # Small WebPs are decoded; ones over 4 megapixels are checked by their RIFF chunks.
+    data = samples.image("WEBP", pixels, noise=True)
+    assert validate_image("image", data).width == pixels[0]
+    message = rejection("image", data[: len(data) // 2])
+    assert message == (
+        "image is a damaged or incomplete WebP file; "
+        "please upload it again or export it as PNG, JPEG or WebP."
+    )
+
+
+def test_png_with_a_damaged_chunk_is_refused_without_decoding(samples: Samples) -> None:
+    data = bytearray(samples.image("PNG", (400, 400), noise=True))
+    data[len(data) // 2] ^= 0xFF  # inside IDAT: its CRC no longer matches
+    assert "damaged or incomplete PNG" in rejection("image", bytes(data))
