@@ -258,6 +258,18 @@ class Admin(commands.Cog):
                 f"{_credits(limits.guild_budget)}.",
             )
             return
+        ceiling = self.accounts.limits.global_daily_budget
+        if credits is not None and credits > ceiling:
+            # Every server shares the operator's budget: a larger one here is a promise the
+            # bot would break at the first busy day, so it is refused rather than stored.
+            await self.show(
+                interaction,
+                _note(
+                    f"A server's daily budget can be at most {_credits(ceiling)}, the bot "
+                    "operator's budget for all servers together. Nothing changed."
+                ),
+            )
+            return
         if credits is not None:
             await self.accounts.set_budget(guild_id, credits, actor_id=interaction.user.id)
             await self.done(interaction, f"set this server's daily budget to {_credits(credits)}.")
