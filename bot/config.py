@@ -10,7 +10,12 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from bot.pika.prices import PriceList
 
@@ -138,9 +143,32 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Explicit values, then the environment; the TOML file arrives through init values
-        # (see load_settings) so that the environment always wins over the file.
-        return (env_settings, init_settings)
+        # The environment wins over explicit values, which win over the TOML file.
+        config_file = os.environ.get(CONFIG_ENV)
+        if not config_file:
+            return (env_settings, init_settings)
+        return (env_settings, init_settings, TomlFileSource(settings_cls, Path(config_file)))
+
+
+class TomlFileSource(TomlConfigSettingsSource):
+    """pydantic-settings' TOML source for the file PIKABOT_CONFIG names; it must hold no secret.
+
+    Unlike the library's source, a missing file is an error: the operator named it.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        if not path.exists():
+            raise ConfigError(f"{CONFIG_ENV}: the file {path} does not exist")
+        try:
+            super().__init__(settings_cls, toml_file=path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{CONFIG_ENV}: {path} is not valid TOML: {exc}") from None
+        for secret, variable in SECRET_ENV.items():
+            if {secret, variable, variable.lower()} & self.toml_data.keys():
+                raise ConfigError(
+                    f"{path}: {variable} must come from the environment, never from a file "
+                    "(files end up in backups and repositories)"
+                )
 
 
 def env_name(loc: tuple[int | str, ...]) -> str:
@@ -168,23 +196,6 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{name}: {message} (got {shown!r})"
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{CONFIG_ENV}: the file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{CONFIG_ENV}: {path} is not valid TOML: {exc}") from None
-    for secret, variable in SECRET_ENV.items():
-        if secret in data or variable in data or variable.lower() in data:
-            raise ConfigError(
-                f"{path}: {variable} must come from the environment, never from a file "
-                "(files end up in backups and repositories)"
-            )
-    return data
-
-
 def _unknown_env(environ: Mapping[str, str]) -> list[str]:
     known = {name.upper() for name in Settings.model_fields}
     problems = []
@@ -200,18 +211,12 @@ def _unknown_env(environ: Mapping[str, str]) -> list[str]:
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings from the environment, the TOML file it names, and explicit overrides.
 
-    The environment wins over the file. Raises ConfigError listing every bad setting by the name
-    the operator set it under.
+    The environment wins over the overrides, and they over the file. Raises ConfigError listing
+    every bad setting by the name the operator set it under.
     """
-    values: dict[str, Any] = {}
-    config_file = os.environ.get(CONFIG_ENV)
-    if config_file:
-        values.update(_read_toml(Path(config_file)))
-    values.update(overrides)
-
     problems = _unknown_env(os.environ)
     try:
-        settings = Settings(**values)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         problems.extend(_describe(error) for error in exc.errors())
     if problems:

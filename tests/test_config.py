@@ -136,3 +136,51 @@ def test_missing_or_broken_toml_file_is_named(
 def test_nested_price_override_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIKABOT_PRICES__FLAT", "25")
     assert load_settings().prices.flat == 25
+
+
+def test_a_secret_under_its_variable_name_in_the_toml_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "pikabot.toml"
+    config.write_text('DISCORD_TOKEN = "discord-secret-value"\n')
+    monkeypatch.setenv("PIKABOT_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="DISCORD_TOKEN must come from the environment") as info:
+        load_settings()
+    assert "discord-secret-value" not in str(info.value)
+
+
+def test_explicit_values_win_over_the_file_and_the_environment_over_both(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "pikabot.toml"
+    config.write_text("daily_allowance = 250\nreset_hour = 5\nmax_jobs_per_member = 3\n")
+    monkeypatch.setenv("PIKABOT_CONFIG", str(config))
+    monkeypatch.setenv("PIKABOT_RESET_HOUR", "7")
+    settings = load_settings(daily_allowance=300, reset_hour=6)
+    assert settings.daily_allowance == 300
+    assert settings.reset_hour == 7
+    assert settings.max_jobs_per_member == 3
+
+
+def test_a_toml_table_merges_with_a_nested_environment_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "pikabot.toml"
+    config.write_text(
+        '[prices]\nflat = 30\n[prices.clip_5s]\n"480p" = 12\n"720p" = 22\n"1080p" = 47\n'
+    )
+    monkeypatch.setenv("PIKABOT_CONFIG", str(config))
+    monkeypatch.setenv("PIKABOT_PRICES__FLAT", "25")
+    prices = load_settings().prices
+    assert prices.flat == 25
+    assert prices.clip_5s["480p"] == 12
+
+
+def test_a_bad_value_in_the_toml_file_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "pikabot.toml"
+    config.write_text("fal_concurrency = 0\n")
+    monkeypatch.setenv("PIKABOT_CONFIG", str(config))
+    with pytest.raises(ConfigError, match=r"PIKABOT_FAL_CONCURRENCY: .*greater than or equal to 1"):
+        load_settings()
