@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ import httpx
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
+from bot.store.lock import DatabaseInUse, DatabaseLock
 
 if TYPE_CHECKING:
     from bot.app import PikaBot
@@ -160,12 +161,22 @@ async def _bot(settings: Settings, *, run_jobs: bool = True) -> AsyncIterator[Pi
 
 async def _run(settings: Settings) -> int:
     token, _ = _secrets(settings)
-    async with _bot(settings) as bot:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
-        await bot.start(token)
+    # Held from before the migrations until the store is closed: a second process on the file
+    # would resume every unfinished job beside this one and deliver it twice.
+    with _database_lock(settings.database):
+        async with _bot(settings) as bot:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
+            await bot.start(token)
     return 0
+
+
+def _database_lock(database: Path) -> AbstractContextManager[object]:
+    """The exclusive lock on an SQLite file; an in-memory database is private anyway."""
+    if str(database) == ":memory:":
+        return nullcontext()
+    return DatabaseLock.acquire(database)
 
 
 async def _sync(settings: Settings, guild_id: int | None) -> int:
@@ -217,6 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(settings))
     except ConfigError as exc:
         print(f"pikabot: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseInUse as exc:
+        print(f"pikabot: not starting: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
