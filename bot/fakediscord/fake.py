@@ -603,6 +603,13 @@ class FakeDiscord:
         channel.deleted = True
         await self.gateway.broadcast(channel.guild_id, "CHANNEL_DELETE", channel.to_payload())
 
+    async def remove_bot(self, guild: Guild | None = None) -> None:
+        """Kick the bot from a guild: it gets GUILD_DELETE (without `unavailable`), and later
+        requests to the guild's channels answer 403 50001 Missing Access."""
+        guild = guild or self.guild
+        await self.gateway.broadcast(guild.id, "GUILD_DELETE", {"id": str(guild.id)})
+        guild.members.pop(self.bot_user.id, None)
+
     def close_dms(self, user: User) -> None:
         """The user blocks DMs from the bot: messages to their DM channel answer 403 50007."""
         user.dms_open = False

@@ -35,6 +35,7 @@ _EVENT_INTENTS = {
     "GUILD_ROLE_CREATE": INTENT_GUILDS,
     "GUILD_ROLE_UPDATE": INTENT_GUILDS,
     "GUILD_CREATE": INTENT_GUILDS,
+    "GUILD_DELETE": INTENT_GUILDS,
     "GUILD_MEMBER_ADD": INTENT_GUILD_MEMBERS,
 }
 _BACKLOG = 1000
@@ -203,7 +204,7 @@ class Gateway:
         )
         self.sessions[session.session_id] = session
         await self.dispatch(session, "READY", self._fake._ready_payload(session))
-        for guild in self._fake.world.guilds.values():
+        for guild in self._fake.bot_guilds():
             if session.handles_guild(guild.id) and session.intents & INTENT_GUILDS:
                 await self.dispatch(
                     session, "GUILD_CREATE", self._fake._guild_create_payload(guild)
