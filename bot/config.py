@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     videos_max_age_hours: float = Field(default=7 * 24, gt=0)
     videos_max_total_bytes: int = Field(default=5 * 1024 * MiB, ge=10 * MiB)
     prune_interval_minutes: float = Field(default=60, ge=1)
+    # Days after which a finished job's prompts, inputs, links and video are cleared (the row
+    # stays: the ledger refers to it).
+    job_retention_days: int = Field(default=30, ge=1, le=3650)
 
     # Operations.
     http_port: int | None = Field(default=None, ge=1, le=65535)

@@ -1,4 +1,5 @@
-"""Retention and privacy: pruning cached inputs and downloaded videos, forgetting a member."""
+"""Retention and privacy: pruning cached inputs, downloaded videos and old jobs' prompts,
+forgetting a member."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ _PARTIAL_GRACE_S = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class PruneReport:
-    """What one pruning pass removed."""
+    """What one pruning pass removed: files, and jobs whose prompts and personal data it cleared."""
 
     inputs: int
     videos: int
+    jobs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,9 @@ class Retention:
     """Keeps the data folder bounded and deletes a member's data on request.
 
     `run()` prunes every `interval_seconds` until cancelled (the bot starts it in setup_hook).
+    With `jobs_max_age_seconds`, each pass also clears what jobs finished longer ago than that
+    kept of their member's request (prompts, inputs, links, video), keeping the rows for the
+    ledger.
     """
 
     def __init__(
@@ -124,6 +129,7 @@ class Retention:
         videos_max_age_seconds: float,
         videos_max_bytes: int,
         interval_seconds: float = 3600.0,
+        jobs_max_age_seconds: float | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -133,12 +139,19 @@ class Retention:
         self._videos_max_age = videos_max_age_seconds
         self._videos_max_bytes = videos_max_bytes
         self._interval = interval_seconds
+        self._jobs_max_age = jobs_max_age_seconds
         self._metrics = metrics
         self._clock = clock
 
     async def prune(self) -> PruneReport:
-        """One pass over the input cache and the videos folder."""
-        inputs = await asyncio.to_thread(self._cache.prune)
+        """One pass over old jobs, the input cache and the videos folder."""
+        jobs = expired_videos = expired_inputs = 0
+        if self._jobs_max_age is not None:
+            expired = await self._store.expire_jobs(int(self._clock() - self._jobs_max_age))
+            jobs = expired.jobs
+            expired_videos = await asyncio.to_thread(self._delete_videos, expired.output_paths)
+            expired_inputs = await asyncio.to_thread(self._delete_inputs, expired.orphaned_inputs)
+        inputs = expired_inputs + await asyncio.to_thread(self._cache.prune)
         keep = [
             Path(job.output_path)
             for job in await self._store.unfinished_jobs()
@@ -146,7 +159,7 @@ class Retention:
         ]
         # A video being delivered has its re-encoded copy beside it.
         keep += [fitted_path(path) for path in keep]
-        videos = await asyncio.to_thread(
+        videos = expired_videos + await asyncio.to_thread(
             prune_videos,
             self._output_dir,
             max_age_seconds=self._videos_max_age,
@@ -157,9 +170,14 @@ class Retention:
         if self._metrics is not None:
             self._metrics.pruned.inc("input", amount=inputs)
             self._metrics.pruned.inc("video", amount=videos)
-        if inputs or videos:
-            log.info("retention: removed %d cached inputs and %d videos", inputs, videos)
-        return PruneReport(inputs=inputs, videos=videos)
+        if inputs or videos or jobs:
+            log.info(
+                "retention: removed %d cached inputs and %d videos, cleared %d old jobs",
+                inputs,
+                videos,
+                jobs,
+            )
+        return PruneReport(inputs=inputs, videos=videos, jobs=jobs)
 
     async def run(self) -> None:
         """Prune now and then every interval, until cancelled; a failed pass is logged."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
+from bot.config import ConfigError, load_settings
 from bot.media import InputCache
 from bot.retention import Retention, prune_videos
 from bot.store import Job, JobState, LedgerKind, Store
@@ -163,6 +164,95 @@ async def test_pruning_bounds_the_input_cache_too(bot: Bot) -> None:
     report = await bot.retention.prune()
     assert report.inputs == 1
     assert sha not in bot.cache
+
+
+# -- the retention bound on jobs -----------------------------------------------------------
+
+DAY = 24 * HOUR
+
+
+def with_job_bound(bot: Bot, days: float, cache: InputCache | None = None) -> Retention:
+    return Retention(
+        store=bot.store,
+        cache=cache or bot.cache,
+        output_dir=bot.videos,
+        videos_max_age_seconds=365 * DAY,
+        videos_max_bytes=10**9,
+        jobs_max_age_seconds=days * DAY,
+        clock=bot.clock,
+    )
+
+
+async def test_a_job_finished_past_the_bound_loses_its_prompt_and_personal_data(bot: Bot) -> None:
+    own = bot.cache.put(b"member's own image", "image/png")
+    old = await bot.job(MEMBER, inputs=(own,), video=True)
+    assert old.request
+    assert old.interaction_token
+    assert old.output_path
+    ledger = await bot.store.job_ledger(old.id)
+    bot.clock.now = T0 + 29 * DAY
+    recent = await bot.job(NEIGHBOUR, video=True)
+    bot.clock.now = T0 + 31 * DAY
+
+    report = await with_job_bound(bot, 30).prune()
+
+    assert report.jobs == 1
+    job = await bot.store.get_job(old.id)
+    assert job is not None
+    assert job.request == {}
+    assert job.input_hashes == ()
+    assert job.interaction_token is None
+    assert job.interaction_id is None
+    assert job.video_url is None
+    assert job.output_path is None
+    assert job.seed is None
+    # The row stays for the ledger and the member's history; no amount moved.
+    assert (job.user_id, job.guild_id, job.state, job.cost) == (
+        MEMBER,
+        GUILD,
+        JobState.DELIVERED,
+        old.cost,
+    )
+    assert await bot.store.job_ledger(old.id) == ledger
+    assert not exists(old.output_path)
+    assert not exists(old.output_path, ".fit.mp4")
+    assert own not in bot.cache
+    assert await bot.store.get_job(recent.id) == recent
+    assert recent.output_path is not None
+    assert exists(recent.output_path)
+
+
+async def test_unfinished_jobs_keep_everything_however_old(bot: Bot) -> None:
+    running = await bot.job(MEMBER, end=None)
+    waiting = await bot.job(NEIGHBOUR, end=JobState.DOWNLOADED, video=True)
+    bot.clock.now = T0 + 400 * DAY
+    report = await with_job_bound(bot, 30).prune()
+    assert report.jobs == 0
+    assert await bot.store.get_job(running.id) == running
+    assert await bot.store.get_job(waiting.id) == waiting
+
+
+async def test_inputs_a_younger_job_still_uses_are_kept(bot: Bot, tmp_path: Path) -> None:
+    # The cache's own age bound is a year here: only the job bound could remove the input.
+    cache = InputCache(
+        tmp_path / "year", max_bytes=10**6, max_age_seconds=365 * DAY, clock=bot.clock
+    )
+    shared = cache.put(b"an image used twice", "image/png")
+    lone = cache.put(b"an image used once", "image/png")
+    await bot.job(MEMBER, inputs=(shared, lone))
+    bot.clock.now = T0 + 20 * DAY
+    await bot.job(MEMBER, inputs=(shared,))
+    bot.clock.now = T0 + 31 * DAY
+    assert (await with_job_bound(bot, 30, cache).prune()).jobs == 1
+    assert shared in cache
+    assert lone not in cache
+
+
+def test_the_job_retention_bound_is_a_setting_of_30_days_by_default() -> None:
+    assert load_settings().job_retention_days == 30
+    assert load_settings(job_retention_days=7).job_retention_days == 7
+    with pytest.raises(ConfigError, match="PIKABOT_JOB_RETENTION_DAYS"):
+        load_settings(job_retention_days=0)
 
 
 # -- forgetting a member -----------------------------------------------------------------

@@ -20,6 +20,7 @@ from bot.store.errors import (
     MemberBlocked,
     TooManyJobs,
 )
+from bot.store.expiry import ExpiredJobs, expire_jobs
 from bot.store.jobs import (
     CHANGEABLE_COLUMNS,
     STATE_TIMESTAMPS,
@@ -1029,6 +1030,12 @@ class Store:
         in one transaction; the caller deletes the files named in the answer."""
         async with self._write() as db:
             return await forget_member(db, self._now(), guild_id, user_id)
+
+    async def expire_jobs(self, finished_before: int) -> ExpiredJobs:
+        """Clear the prompts and personal data of jobs finished before this epoch second, in one
+        transaction (the rows stay for the ledger); the caller deletes the files named."""
+        async with self._write() as db:
+            return await expire_jobs(db, self._now(), finished_before)
 
 
 # Statement helpers shared by the methods above; each runs inside the caller's lock.
