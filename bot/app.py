@@ -50,6 +50,7 @@ INTERACTION_DRAIN_S = 5.0
 INTERACTION_TASKS = (
     "CommandTree-invoker",
     "discord-ui-view-dispatch-",
+    "discord-ui-dynamic-item-",
     "discord-ui-modal-dispatch",
 )
 
@@ -157,7 +158,6 @@ class PikaBot(commands.Bot):
             videos_max_age_seconds=settings.videos_max_age_hours * 3600,
             videos_max_bytes=settings.videos_max_total_bytes,
             interval_seconds=settings.prune_interval_minutes * 60,
-            jobs_max_age_seconds=settings.job_retention_days * 86400,
             metrics=metrics,
             clock=clock,
         )

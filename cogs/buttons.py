@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 
 from bot.jobs import CancelResult, Job
 from bot.jobs.followups import continue_request, remix_request, reroll_request
-from bot.jobs.render import BUTTON_TEMPLATE, button_id, describe, timestamp
+from bot.jobs.render import JobButton, describe, timestamp
 from bot.pika import PROMPT_MAX
 from cogs.pika import launch
 
@@ -43,79 +43,82 @@ def is_moderator(interaction: discord.Interaction) -> bool:
     return bool(interaction.guild_id) and interaction.permissions.manage_messages
 
 
-class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_TEMPLATE):
-    """Every button of a job; the action and the job id come from the custom_id."""
+async def clicked(button: JobButton, interaction: discord.Interaction) -> None:
+    """A click on any of a job's buttons (JobButton.handler while this extension is loaded)."""
+    bot: PikaBot = interaction.client  # type: ignore[assignment]
+    try:
+        await _clicked(bot, interaction, button.action, button.job_id)
+    except Exception as error:
+        await bot.report_error(interaction, error)
 
-    def __init__(self, action: str, job_id: str) -> None:
-        super().__init__(discord.ui.Button(custom_id=button_id(action, job_id)))
-        self.action = action
-        self.job_id = job_id
 
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction,
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> JobButton:
-        return cls(match["action"], match["job_id"])
+async def _clicked(
+    bot: PikaBot, interaction: discord.Interaction, action: str, job_id: str
+) -> None:
+    job = await bot.jobs.get(job_id)
+    if job is None:
+        await reply(interaction, "This job no longer exists.")
+        return
+    mine = job.user_id == interaction.user.id
+    if not mine and not (action in MODERATED and is_moderator(interaction)):
+        await reply(interaction, NOT_YOURS)
+        return
+    handler = ACTIONS.get(action)
+    if handler is None:
+        await reply(interaction, "This button no longer does anything.")
+        return
+    await handler(bot, interaction, job)
 
-    async def callback(self, interaction: discord.Interaction) -> None:
-        bot: PikaBot = interaction.client  # type: ignore[assignment]
-        try:
-            await self._clicked(bot, interaction)
-        except Exception as error:
-            await bot.report_error(interaction, error)
 
-    async def _clicked(self, bot: PikaBot, interaction: discord.Interaction) -> None:
-        job = await bot.jobs.get(self.job_id)
-        if job is None:
-            await reply(interaction, "This job no longer exists.")
-            return
-        mine = job.user_id == interaction.user.id
-        if not mine and not (self.action in MODERATED and is_moderator(interaction)):
-            await reply(interaction, NOT_YOURS)
-            return
-        handler = getattr(self, f"_{self.action}", None)
-        if handler is None:
-            await reply(interaction, "This button no longer does anything.")
-            return
-        await handler(bot, interaction, job)
+async def _cancel(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+    result = await bot.jobs.cancel(job.id, actor_id=interaction.user.id)
+    await reply(interaction, CANCEL_REPLIES[result])
 
-    async def _cancel(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
-        result = await bot.jobs.cancel(job.id, actor_id=interaction.user.id)
-        await reply(interaction, CANCEL_REPLIES[result])
 
-    async def _reroll(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
-        request = reroll_request(job, bot.cache)
-        await launch(bot, interaction, request, parent_job_id=job.id)
+async def _reroll(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+    request = reroll_request(job, bot.cache)
+    await launch(bot, interaction, request, parent_job_id=job.id)
 
-    async def _remix(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
-        reroll_request(job, bot.cache)  # refuses now, before the modal, if the files are gone
-        await interaction.response.send_modal(RemixModal(bot, job))
 
-    async def _continue(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
-        # Reading the last frame takes a moment: acknowledge first.
-        await interaction.response.defer(thinking=True)
-        request = await continue_request(job, bot.cache)
-        await launch(bot, interaction, request, parent_job_id=job.id)
+async def _remix(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+    reroll_request(job, bot.cache)  # refuses now, before the modal, if the files are gone
+    await interaction.response.send_modal(RemixModal(bot, job))
 
-    async def _details(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
-        await interaction.response.send_message(
-            embed=details_embed(job),
-            ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
 
-    async def _delete(self, bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
-        await interaction.response.defer()
-        await interaction.delete_original_response()
-        await interaction.followup.send(
-            f"Deleted the video of job `{job.id}`.",
-            ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+async def _continue(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+    # Reading the last frame takes a moment: acknowledge first.
+    await interaction.response.defer(thinking=True)
+    request = await continue_request(job, bot.cache)
+    await launch(bot, interaction, request, parent_job_id=job.id)
+
+
+async def _details(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+    await interaction.response.send_message(
+        embed=details_embed(job),
+        ephemeral=True,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+
+
+async def _delete(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
+    await interaction.response.defer()
+    await interaction.delete_original_response()
+    await interaction.followup.send(
+        f"Deleted the video of job `{job.id}`.",
+        ephemeral=True,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+
+
+Action = Callable[["PikaBot", discord.Interaction, Job], Awaitable[None]]
+ACTIONS: dict[str, Action] = {
+    "cancel": _cancel,
+    "reroll": _reroll,
+    "remix": _remix,
+    "continue": _continue,
+    "details": _details,
+    "delete": _delete,
+}
 
 
 def _seconds(start: int | None, end: int | None) -> str | None:
@@ -207,8 +210,10 @@ class RemixModal(discord.ui.Modal, title="Remix"):
 
 
 async def setup(bot: commands.Bot) -> None:
+    JobButton.handler = clicked
     bot.add_dynamic_items(JobButton)
 
 
 async def teardown(bot: commands.Bot) -> None:
     bot.remove_dynamic_items(JobButton)
+    JobButton.handler = None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import discord
 
@@ -12,8 +13,8 @@ from bot.jobs.messenger import Progress, Stage
 from bot.pika import ENDPOINTS_BY_ID, Mode
 from bot.store import DeliveryPath, Job, JobState
 
-# Buttons carry their job in the custom_id, so they work after a restart (cogs register
-# matching discord.ui.DynamicItem templates). Keep these formats stable: old messages keep them.
+# Buttons carry their job in the custom_id, so they work after a restart (JobButton below is
+# their discord.ui.DynamicItem). Keep these formats stable: old messages keep them.
 BUTTON_PREFIX = "pika"
 BUTTON_ACTIONS = ("cancel", "reroll", "remix", "continue", "details", "delete")
 BUTTON_TEMPLATE = re.compile(
@@ -154,16 +155,58 @@ def progress_embed(
     return embed
 
 
+ClickHandler = Callable[["JobButton", discord.Interaction], Awaitable[None]]
+
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_TEMPLATE):
+    """One of a job's buttons; its action and job id live in the custom_id.
+
+    Every button the bot sends is one of these, never a plain Button: discord.py keeps a
+    `timeout=None` view of plain Buttons for every message it is sent with (for ever), while
+    a view of dynamic items leaves nothing per message. A click is understood from the
+    custom_id alone, so it also works after a restart. What a click does is the cogs' business
+    (cogs.buttons sets `handler`); this module only draws the buttons.
+    """
+
+    handler: ClassVar[ClickHandler | None] = None
+
+    def __init__(
+        self,
+        action: str,
+        job_id: str,
+        *,
+        label: str | None = None,
+        emoji: str | None = None,
+        style: discord.ButtonStyle = discord.ButtonStyle.secondary,
+    ) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label, emoji=emoji, style=style, custom_id=button_id(action, job_id)
+            )
+        )
+        self.action = action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> JobButton:
+        return cls(match["action"], match["job_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        handler = JobButton.handler
+        if handler is not None:
+            await handler(self, interaction)
+
+
 def progress_view(job: Job) -> discord.ui.View:
     """The progress reply's buttons: Cancel for the requester."""
     view = discord.ui.View(timeout=None)
-    view.add_item(
-        discord.ui.Button(
-            label="Cancel",
-            style=discord.ButtonStyle.secondary,
-            custom_id=button_id("cancel", job.id),
-        )
-    )
+    view.add_item(JobButton("cancel", job.id, label="Cancel"))
     return view
 
 
@@ -181,11 +224,7 @@ def result_view(job: Job) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for action, label, emoji in RESULT_BUTTONS:
         style = discord.ButtonStyle.danger if action == "delete" else discord.ButtonStyle.secondary
-        view.add_item(
-            discord.ui.Button(
-                label=label, emoji=emoji, style=style, custom_id=button_id(action, job.id)
-            )
-        )
+        view.add_item(JobButton(action, job.id, label=label, emoji=emoji, style=style))
     return view
 
 
