@@ -51,6 +51,7 @@ INTERACTION_TASKS = (
     "CommandTree-invoker",
     "discord-ui-view-dispatch-",
     "discord-ui-dynamic-item-",
+    "discord-ui-dynamic-item-",
     "discord-ui-modal-dispatch",
 )
 
