@@ -51,7 +51,6 @@ INTERACTION_TASKS = (
     "CommandTree-invoker",
     "discord-ui-view-dispatch-",
     "discord-ui-dynamic-item-",
-    "discord-ui-dynamic-item-",
     "discord-ui-modal-dispatch",
 )
 
@@ -159,6 +158,7 @@ class PikaBot(commands.Bot):
             videos_max_age_seconds=settings.videos_max_age_hours * 3600,
             videos_max_bytes=settings.videos_max_total_bytes,
             interval_seconds=settings.prune_interval_minutes * 60,
+            jobs_max_age_seconds=settings.job_retention_days * 86400,
             metrics=metrics,
             clock=clock,
         )
