@@ -22,6 +22,7 @@ from bot.fal import FalClient
 from bot.health import HealthServer
 from bot.jobs import Jobs, Limits, Refusal
 from bot.jobs.delivery import DiscordMessenger
+from bot.jobs.policy import JobStillRuns
 from bot.jobs.runner import RunnerConfig, download_rules
 from bot.media import DEFAULT_LIMITS, InputCache
 from bot.media import Limits as MediaLimits
@@ -251,6 +252,24 @@ class PikaBot(commands.Bot):
         if isinstance(cause, app_commands.CheckFailure):
             await refuse(interaction, str(cause) or "You can't use this command here.")
             return
+        if isinstance(cause, JobStillRuns):
+            # The job is accepted: its reply stays, and the member is told it runs, not that
+            # nothing was charged.
+            reference = secrets.token_hex(4)
+            log.error(
+                "job %s: failed after it was accepted (ref %s)",
+                cause.job_id,
+                reference,
+                exc_info=cause.__cause__ or cause,
+                extra={"guild_id": interaction.guild_id, "user_id": interaction.user.id},
+            )
+            await refuse(
+                interaction,
+                f"{cause} If it keeps happening, give the bot's operator this reference: "
+                f"`{reference}`.",
+                keep_reply=True,
+            )
+            return
         reference = secrets.token_hex(4)
         command = interaction.command.qualified_name if interaction.command else "?"
         log.error(
@@ -269,12 +288,15 @@ class PikaBot(commands.Bot):
         )
 
 
-async def refuse(interaction: discord.Interaction, message: str) -> None:
+async def refuse(
+    interaction: discord.Interaction, message: str, *, keep_reply: bool = False
+) -> None:
     """Tell only the member, whatever state the interaction is in.
 
     Before the acknowledgement this is a true ephemeral reply. After a public defer, the
     deferred reply is deleted first: the first followup of a deferred reply inherits its
-    visibility, so it would otherwise be public.
+    visibility, so it would otherwise be public. `keep_reply` leaves it (an accepted job's
+    progress reply).
     """
     mentions = discord.AllowedMentions.none()
     try:
@@ -286,10 +308,11 @@ async def refuse(interaction: discord.Interaction, message: str) -> None:
         if interaction.is_expired():
             log.info("interaction %s expired before its refusal could be sent", interaction.id)
             return
-        try:
-            await interaction.delete_original_response()
-        except discord.HTTPException:
-            pass
+        if not keep_reply:
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException:
+                pass
         await interaction.followup.send(message, ephemeral=True, allowed_mentions=mentions)
     except discord.HTTPException as error:
         log.warning("could not send a refusal for interaction %s: %s", interaction.id, error)

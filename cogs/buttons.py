@@ -13,7 +13,7 @@ from bot.jobs import CancelResult, Job
 from bot.jobs.followups import continue_request, remix_request, reroll_request
 from bot.jobs.render import JobButton, describe, timestamp
 from bot.pika import PROMPT_MAX
-from cogs.pika import launch
+from cogs.pika import cancel_job, launch
 
 if TYPE_CHECKING:
     from bot.app import PikaBot
@@ -71,8 +71,12 @@ async def _clicked(
 
 
 async def _cancel(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
-    result = await bot.jobs.cancel(job.id, actor_id=interaction.user.id)
-    await reply(interaction, CANCEL_REPLIES[result])
+    # Asking fal to stop a job (with its retries) may take longer than Discord's 3 seconds.
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    result = await cancel_job(bot, job, actor_id=interaction.user.id)
+    await interaction.followup.send(
+        CANCEL_REPLIES[result], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+    )
 
 
 async def _reroll(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.jobs import (
+    CancelResult,
     InvalidRequest,
+    Job,
     JobState,
     Requester,
     Upload,
@@ -19,6 +22,7 @@ from bot.jobs import (
     take_inputs,
 )
 from bot.jobs.messenger import Progress, Stage
+from bot.jobs.policy import JobStillRuns
 from bot.jobs.render import (
     job_embed,
     missing_permissions,
@@ -119,9 +123,13 @@ async def launch(
     accepted = await bot.jobs.accept(
         request, requester_of(interaction), parent_job_id=parent_job_id
     )
+    # From here on the job is accepted and its credits held: it runs whatever fails below, so
+    # no error may say "nothing was charged" (JobStillRuns says it is accepted, with its id).
     job = accepted.job
-    missing = missing_permissions(interaction.app_permissions) if interaction.guild_id else []
+    message_id: int | None = None
     try:
+        permissions = interaction.app_permissions
+        missing = missing_permissions(permissions) if interaction.guild_id else []
         message = await interaction.edit_original_response(
             embed=progress_embed(
                 job, Progress(Stage.WAITING, position=accepted.position), missing=missing
@@ -129,13 +137,27 @@ async def launch(
             view=progress_view(job),
             allowed_mentions=discord.AllowedMentions.none(),
         )
-    except discord.HTTPException as error:
-        # The job is accepted and its credits held, so it must run (and no refusal may say
-        # "nothing was charged"); the next progress edit fills the reply in.
-        log.warning("job %s: the first progress reply failed: %s", job.id, error)
+        message_id = message.id
+    except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
+        # Discord refused it or the connection failed: the next progress edit fills it in.
+        log.warning("job %s: the first progress reply failed: %r", job.id, error)
+    except Exception as error:
         await bot.jobs.progress_posted(job, None, accepted.position)
-        return
-    await bot.jobs.progress_posted(job, message.id, accepted.position)
+        raise JobStillRuns.unshown(job.id) from error
+    try:
+        await bot.jobs.progress_posted(job, message_id, accepted.position)
+    except Exception as error:
+        # Remembering the reply failed (the database): start the job without it.
+        await bot.jobs.progress_posted(job, None, accepted.position)
+        raise JobStillRuns.unshown(job.id) from error
+
+
+async def cancel_job(bot: PikaBot, job: Job, *, actor_id: int) -> CancelResult:
+    """Cancel a job for /pika cancel or its Cancel button; a failure says the job runs on."""
+    try:
+        return await bot.jobs.cancel(job.id, actor_id=actor_id)
+    except Exception as error:
+        raise JobStillRuns.uncancelled(job.id) from error
 
 
 class Pika(commands.Cog):
@@ -541,7 +563,7 @@ class Pika(commands.Cog):
                 )
         # Cancelling a job at fal asks fal, which may take longer than Discord's 3 seconds.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await self.bot.jobs.cancel(job.id, actor_id=user.id)
+        result = await cancel_job(self.bot, job, actor_id=user.id)
         await interaction.followup.send(
             f"Job `{job.id}`: {CANCEL_REPLIES[result]}",
             ephemeral=True,

@@ -39,6 +39,35 @@ class BlockedWord(Exception):
         self.word = word
 
 
+class JobStillRuns(Exception):
+    """Something failed after a job was accepted. The job runs (or runs on) all the same, so
+    the member is told that it is accepted, and its id, never that nothing was charged."""
+
+    def __init__(self, job_id: str, message: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+    @classmethod
+    def unshown(cls, job_id: str) -> JobStillRuns:
+        """Its progress reply could not be shown or remembered."""
+        return cls(
+            job_id,
+            f"Your job `{job_id}` is accepted and will run: its credits are held, and you are "
+            "only charged if the video arrives. The bot could not show its progress here; "
+            f"`/pika job {job_id}` shows where it is.",
+        )
+
+    @classmethod
+    def uncancelled(cls, job_id: str) -> JobStillRuns:
+        """Asking fal to stop it failed."""
+        return cls(
+            job_id,
+            f"Your job `{job_id}` is accepted and still running: the bot could not reach fal to "
+            "stop it. Its credits are held, and you are only charged if the video arrives. Try "
+            "cancelling again in a moment.",
+        )
+
+
 class QuotaRefused(QuotaExceeded):
     """A quota or budget refusal as the member reads it: what is left, what the job costs, and
     when the credits come back."""

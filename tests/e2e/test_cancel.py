@@ -20,9 +20,16 @@ async def click_cancel(world: World, reply: StoredMessage, user: object = None) 
     ]
     click: FakeInteraction = await world.fake.click(user or world.fake.member, reply, custom_id)
     response: InteractionResponse = await world.wait_for(lambda: click.response)
-    assert response.type == 4
     assert response.ephemeral
-    return str(response.data["content"])
+    if response.type == 4:  # a refusal, answered at once
+        return str(response.data["content"])
+    # Asking fal may outlast Discord's 3 seconds: the click is deferred, then answered.
+    assert response.type == 5
+    answer = await world.wait_for(
+        lambda: click.original if click.original and click.original.content else None
+    )
+    assert answer.ephemeral and not answer.deleted
+    return str(answer.content)
 
 
 @pytest.mark.world(fal_concurrency=1)
