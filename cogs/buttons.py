@@ -27,6 +27,7 @@ CANCEL_REPLIES = {
     CancelResult.SENDING: "The job is being sent to fal this very second; try again in a moment.",
 }
 NOT_YOURS = "That's not your job: only the member who asked for it can use this button."
+MODAL_TIMEOUT_S = 15 * 60
 # Who besides the requester may use a button: moderators may see details and delete posts.
 MODERATED = frozenset({"details", "delete"})
 
@@ -174,7 +175,8 @@ class RemixModal(discord.ui.Modal, title="Remix"):
     """Edit the prompt and negative prompt of a job, then make it again."""
 
     def __init__(self, bot: PikaBot, job: Job) -> None:
-        super().__init__(custom_id=f"pika:remixmodal:{job.id}")
+        # A modal left open is kept by discord.py until it times out: not for ever.
+        super().__init__(custom_id=f"pika:remixmodal:{job.id}", timeout=MODAL_TIMEOUT_S)
         self.bot = bot
         self.job = job
         prompt = job.request.get("prompt")
@@ -199,6 +201,11 @@ class RemixModal(discord.ui.Modal, title="Remix"):
         self.add_item(self.negative_prompt)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        # The modal was opened by the job's owner, but its submit is a new interaction: check
+        # again who sends it, as every button does.
+        if interaction.user.id != self.job.user_id:
+            await reply(interaction, NOT_YOURS)
+            return
         request = remix_request(
             self.job,
             self.bot.cache,

@@ -239,3 +239,18 @@ async def test_reroll_after_the_inputs_left_the_cache_is_refused_clearly(world: 
     await world.wait_for(lambda: ephemeral_text(click) or None)
     assert "no longer kept" in ephemeral_text(click)
     assert len(world.fal.submissions) == 1
+
+
+async def test_a_remix_modal_submitted_by_another_member_is_refused(world: World) -> None:
+    post = await first_video(world)
+    job_id = job_id_of(post)
+    click = await world.fake.click(world.fake.member, post, f"pika:remix:{job_id}")
+    await world.wait_for(lambda: click.modal)
+    stranger = await world.fake.add_member("bob")
+    submit = await world.fake.submit_modal(stranger, click, values={"prompt": "bob's idea"})
+    response = await answered(world, submit)
+    assert response.type == 4 and response.ephemeral
+    assert "not your job" in response.data["content"]
+    assert len(world.fal.submissions) == 1
+    assert world.store is not None
+    assert await world.store.recent_jobs(stranger.id, limit=10) == []
