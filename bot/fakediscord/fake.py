@@ -69,6 +69,7 @@ class _Fault:
     via: bool
     global_: bool
     message: str | None
+    after: bool = False  # handled first (Discord did the work), then answered with the error
 
     def matches(self, method: str, path: str) -> bool:
         if self.method not in ("*", method):
@@ -457,8 +458,12 @@ class FakeDiscord:
         via: bool = True,
         global_: bool = False,
         message: str | None = None,
+        after: bool = False,
     ) -> None:
         """Answer the next `times` matching requests with an error instead of handling them.
+
+        With `after`, each is handled first and only its answer is the error: Discord created
+        the message, then answered e.g. 502, so a client that retries blindly posts it twice.
 
         `path_pattern` is a glob (or compiled regex) over the API path without /api/v10, e.g.
         "/channels/*/messages", or a CDN path like "/ephemeral-attachments/*". A 429 carries JSON
@@ -476,6 +481,7 @@ class FakeDiscord:
                 via,
                 global_,
                 message,
+                after,
             )
         )
 
@@ -1106,7 +1112,7 @@ class FakeDiscord:
         headers: dict[str, str] = {}
         try:
             fault = self._take_fault(method, path)
-            if fault is not None:
+            if fault is not None and not fault.after:
                 raise fault.error(self.now())
             if matched is None:
                 _log.warning("fake Discord: unknown route %s %s (answered 404)", method, path)
@@ -1115,6 +1121,8 @@ class FakeDiscord:
             if route.bot and not (bot_auth and self._token_ok(auth[4:])):
                 raise ApiError(401, 0, "401: Unauthorized")
             status, answer = await self._rest.handler(route)(call, **params)
+            if fault is not None:
+                raise fault.error(self.now())
         except ApiError as error:
             status, answer, headers = error.status, error.body(), error.headers
         except Exception as exc:

@@ -131,6 +131,7 @@ class MessageStore:
             tts=bool(body.get("tts")),
             interaction_id=interaction.id if interaction else None,
             message_reference=body.get("message_reference"),
+            nonce=None if body.get("nonce") is None else str(body["nonce"]),
         )
         if interaction is not None and interaction.type == 2:
             data = interaction.payload.get("data", {})
@@ -145,6 +146,15 @@ class MessageStore:
         if interaction is not None:
             self.interactions_by_message[message.id] = interaction
         return message
+
+    def by_nonce(self, author_id: int, nonce: str, since: datetime) -> StoredMessage | None:
+        """The message this author created with this nonce since `since` (enforce_nonce)."""
+        for message in reversed(list(self.by_id.values())):
+            if message.created_at < since:
+                break
+            if message.author_id == author_id and message.nonce == nonce and not message.deleted:
+                return message
+        return None
 
     def edit(
         self,
@@ -219,6 +229,8 @@ class MessageStore:
             payload["guild_id"] = str(message.guild_id)
         if message.message_reference:
             payload["message_reference"] = message.message_reference
+        if message.nonce is not None:
+            payload["nonce"] = message.nonce
         interaction = self.interactions_by_message.get(message.id)
         if interaction is not None:
             user = self._world.users[interaction.user_id].to_payload()

@@ -162,6 +162,7 @@ class StoredMessage:
     type: int = 0
     interaction_id: int | None = None
     message_reference: Payload | None = None
+    nonce: str | None = None  # as sent on create; Discord echoes it in the create answer
     edited_at: datetime | None = None
     deleted: bool = False
     history: list[MessageVersion] = field(default_factory=list)

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 ACK_DEADLINE = timedelta(seconds=3)
 TOKEN_LIFETIME = timedelta(minutes=15)
+# With enforce_nonce, Discord checks a nonce "for uniqueness in the past few minutes".
+NONCE_WINDOW = timedelta(minutes=5)
+MAX_NONCE_LENGTH = 25
 
 # Callback types each interaction type may answer with.
 _ALLOWED_CALLBACKS = {
@@ -459,6 +462,10 @@ class RestApi:
                 self._require(channel, ATTACH_FILES)
             if call.body.get("message_reference"):
                 self._require(channel, READ_MESSAGE_HISTORY)
+        earlier = self._same_nonce(call.body)
+        if earlier is not None:
+            # Discord's documented enforce_nonce: the earlier message is returned, none created.
+            return 200, self._store.payload(earlier)
         message = self._store.create(
             channel,
             self._fake.bot_user.id,
@@ -469,6 +476,22 @@ class RestApi:
         )
         await self._fake.broadcast_message("MESSAGE_CREATE", message)
         return 200, self._store.payload(message)
+
+    def _same_nonce(self, body: Payload) -> StoredMessage | None:
+        """The bot's recent message with this create body's nonce, when it enforces one."""
+        nonce = body.get("nonce")
+        if nonce is None:
+            return None
+        if isinstance(nonce, bool) or not isinstance(nonce, int | str):
+            raise invalid_form("nonce", "BASE_TYPE_STRING", "Must be an integer or a string.")
+        if isinstance(nonce, str) and len(nonce) > MAX_NONCE_LENGTH:
+            raise invalid_form(
+                "nonce", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_NONCE_LENGTH} or fewer in length."
+            )
+        if not body.get("enforce_nonce"):
+            return None
+        since = self._fake.now() - NONCE_WINDOW
+        return self._store.by_nonce(self._fake.bot_user.id, str(nonce), since)
 
     async def get_message(self, call: Call, channel_id: str, message_id: str) -> Reply:
         channel = self._channel(channel_id)

@@ -30,6 +30,16 @@ HISTORY_SCAN = 50  # messages looked at to find a delivery made just before a cr
 POST_ATTEMPTS = 3
 
 
+def result_nonce(job: Job) -> str:
+    """The nonce of the job's result post in its channel (Discord: at most 25 characters)."""
+    return f"pika-{job.id}"
+
+
+def dm_nonce(job: Job) -> str:
+    """The nonce of the job's result sent by DM."""
+    return f"pika-{job.id}-dm"
+
+
 class MemberUnreachable(Exception):
     """Neither the interaction, the channel nor a DM would take a message for the member."""
 
@@ -112,12 +122,15 @@ class DiscordMessenger:
         return render.missing_permissions(channel.permissions_for(me))
 
     def upload_limit(self, job: Job) -> int:
-        """The largest file one message may carry on the route the delivery will take."""
+        """The largest file one message may carry in the job's channel.
+
+        The video goes out with the bot token (see _post_file), so the channel's limit applies:
+        the one Discord gave the interaction there (the runtime value) and the guild's as
+        discord.py knows it, whichever is smaller; the default only when neither is known.
+        """
         guild = self._client.get_guild(job.guild_id)
-        guild_limit = guild.filesize_limit if guild is not None else self._default_upload_limit
-        if self.token_alive(job) and job.upload_limit:
-            return job.upload_limit
-        return guild_limit
+        known = [limit for limit in (job.upload_limit, guild and guild.filesize_limit) if limit]
+        return min(known) if known else self._default_upload_limit
 
     async def show_progress(self, job: Job, progress: Progress) -> None:
         await self._edit_progress(
@@ -188,32 +201,29 @@ class DiscordMessenger:
         return None if result is None else result.path
 
     async def _post_file(self, job: Job, upload: Path) -> Delivered:
+        """Post the video in the channel with the bot token, never twice.
+
+        Not as an interaction followup: discord.py retries a followup that Discord answered
+        with a 5xx, and a webhook takes no nonce, so a video Discord had created before failing
+        would be posted again. A channel post carries the job's nonce with enforce_nonce, so
+        Discord answers any repeat (discord.py's own retries and ours) with the first message;
+        the look at the channel before our own retries stays as a second line.
+        """
         content = render.result_content(job)
         embed = render.result_embed(job)
         mentions = render.requester_only(job.user_id)
-
-        def file() -> discord.File:
-            return discord.File(upload, filename=f"pika-{job.id}.mp4")
-
-        message: discord.Message
         attempt = 0
         while True:
             attempt += 1
             try:
-                view = render.result_view(job)
-                if self.token_alive(job):
-                    message = await self._webhook(job).send(
-                        content,
-                        embed=embed,
-                        file=file(),
-                        view=view,
-                        allowed_mentions=mentions,
-                        wait=True,
-                    )
-                else:
-                    message = await self._channel(job).send(
-                        content, embed=embed, file=file(), view=view, allowed_mentions=mentions
-                    )
+                message = await self._channel(job).send(
+                    content,
+                    embed=embed,
+                    file=discord.File(upload, filename=f"pika-{job.id}.mp4"),
+                    view=render.result_view(job),
+                    allowed_mentions=mentions,
+                    nonce=result_nonce(job),
+                )
                 return Delivered(DeliveryPath.CHANNEL, message.id)
             except (discord.Forbidden, discord.NotFound) as error:
                 log.warning(
@@ -221,8 +231,6 @@ class DiscordMessenger:
                 )
                 return await self._dm_or_keep(job, upload, reason=str(error))
             except discord.HTTPException as error:
-                if self._token_died(job, error):
-                    continue  # the same post through the bot token
                 transient = error.status >= 500 or error.status == 429
                 if not transient or attempt >= POST_ATTEMPTS:
                     log.warning("job %s: the video was not posted (%s); trying a DM", job.id, error)
@@ -243,6 +251,7 @@ class DiscordMessenger:
                     intro + "and it is too large to send here, so here is its link.",
                     embed=render.result_embed(job, link=job.video_url),
                     allowed_mentions=render.NO_MENTIONS,
+                    nonce=dm_nonce(job),
                 )
             else:
                 message = await user.send(
@@ -250,6 +259,7 @@ class DiscordMessenger:
                     embed=render.result_embed(job),
                     file=discord.File(upload, filename=f"pika-{job.id}.mp4"),
                     allowed_mentions=render.NO_MENTIONS,
+                    nonce=dm_nonce(job),
                 )
             return Delivered(DeliveryPath.DM, message.id, reason)
         except discord.HTTPException as error:
@@ -259,19 +269,33 @@ class DiscordMessenger:
     async def _post_link(self, job: Job) -> Delivered:
         link = job.video_url
         embed = render.result_embed(job, link=link)
-        message = await self._send_anywhere(job, content=render.result_content(job), embed=embed)
+        message = await self._send_anywhere(
+            job,
+            content=render.result_content(job),
+            embed=embed,
+            nonce=result_nonce(job),
+            dm_nonce=dm_nonce(job),
+        )
         if message is None:
             return Delivered(DeliveryPath.KEPT, None, "too large, and the channel refused a link")
         return Delivered(DeliveryPath.LINK, message.id)
 
-    async def _send_anywhere(self, job: Job, **fields: Any) -> discord.Message | None:
-        """Send in the channel, else by DM; None if neither would take it."""
+    async def _send_anywhere(
+        self, job: Job, *, dm_nonce: str | None = None, **fields: Any
+    ) -> discord.Message | None:
+        """Send in the channel, else by DM; None if neither would take it.
+
+        A `nonce` in `fields` is the channel post's; `dm_nonce` the DM's (Discord matches a
+        nonce across all of the bot's messages, so the two must differ)."""
         mentions = render.requester_only(job.user_id)
         try:
             return await self._channel(job).send(allowed_mentions=mentions, **fields)
         except discord.HTTPException as error:
             log.info("job %s: the channel refused a message (%s); trying a DM", job.id, error)
         fields.pop("view", None)  # a job's buttons belong in its server
+        fields.pop("nonce", None)
+        if dm_nonce is not None:
+            fields["nonce"] = dm_nonce
         try:
             user = await self._client.fetch_user(job.user_id)
             return await user.send(allowed_mentions=render.NO_MENTIONS, **fields)

@@ -209,7 +209,7 @@ async def test_killed_after_completed_before_the_download(crash: Crash) -> None:
 
 async def test_killed_after_the_download_before_posting(crash: Crash) -> None:
     await crash.start()
-    held = crash.fake.hold_next("POST", "/webhooks/*/*", before=True)
+    held = crash.fake.hold_next("POST", "/channels/*/messages", before=True)
     interaction = await crash.command("pika text", {"prompt": "downloaded"})
     job_id = await first_reply(crash, interaction)
     await held.wait()
@@ -228,7 +228,7 @@ async def test_killed_after_the_download_before_posting(crash: Crash) -> None:
 
 async def test_killed_after_posting_before_settling(crash: Crash) -> None:
     await crash.start()
-    held = crash.fake.hold_next("POST", "/webhooks/*/*", before=False)
+    held = crash.fake.hold_next("POST", "/channels/*/messages", before=False)
     interaction = await crash.command("pika text", {"prompt": "posted"})
     job_id = await first_reply(crash, interaction)
     await held.wait()

@@ -16,10 +16,11 @@ from bot.store import DeliveryPath, Job, JobState
 from tests.e2e.conftest import World, decodes, embed_text, job_id_of, png
 
 NOT_CHARGED = "You were not charged."
-FOLLOWUP = "/webhooks/*"  # the only POST under /webhooks: a followup through the token
 ORIGINAL = "/webhooks/*/messages/@original"
 CALLBACK = "/interactions/*/callback"
 CHANNEL_POST = "/channels/*/messages"
+# The video goes out as a channel post with the bot token and the job's nonce (never a followup).
+DELIVERY = CHANNEL_POST
 
 
 async def job_of(world: World, interaction: FakeInteraction, submission: int = 1) -> Job:
@@ -83,7 +84,7 @@ def answered(world: World, status: int) -> list[str]:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", CALLBACK), ("PATCH", ORIGINAL), ("POST", FOLLOWUP)],
+    [("POST", CALLBACK), ("PATCH", ORIGINAL), ("POST", DELIVERY)],
     ids=["defer", "first-reply", "delivery"],
 )
 @pytest.mark.parametrize("global_", [False, True], ids=["route", "global"])
@@ -99,7 +100,7 @@ async def test_a_429_with_retry_after_and_via_is_waited_out(
 
 async def test_a_429_without_via_still_gets_the_video_delivered(world: World) -> None:
     # Without Via it is Cloudflare's ban, not Discord's limit: discord.py raises at once.
-    world.fake.fail_next("POST", FOLLOWUP, 429, retry_after=0.05, via=False)
+    world.fake.fail_next("POST", DELIVERY, 429, retry_after=0.05, via=False)
     interaction = await world.command("pika text", {"prompt": "banned for a moment"})
     await delivered_once(world, interaction)
     assert len(answered(world, 429)) == 1
@@ -113,7 +114,7 @@ async def test_a_429_without_via_still_gets_the_video_delivered(world: World) ->
 async def test_a_server_error_on_the_delivery_is_retried_and_posted_once(
     world: World, status: int
 ) -> None:
-    world.fake.fail_next("POST", FOLLOWUP, status)
+    world.fake.fail_next("POST", DELIVERY, status)
     interaction = await world.command("pika text", {"prompt": f"discord answers {status}"})
     await delivered_once(world, interaction)
     assert len(answered(world, status)) == 1
@@ -257,7 +258,7 @@ async def test_an_interaction_too_old_to_answer_leaves_no_job_and_no_charge(worl
 
 
 async def test_a_403_on_the_delivery_sends_the_video_by_dm(world: World) -> None:
-    world.fake.fail_next("POST", FOLLOWUP, 403)
+    world.fake.fail_next("POST", DELIVERY, 403)
     interaction = await world.command("pika text", {"prompt": "refused in the channel"})
     await delivered_once(world, interaction, DeliveryPath.DM)
     assert next(m for m in dms(world) if m.attachments).content.startswith("Your Pika video")

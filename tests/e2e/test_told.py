@@ -66,7 +66,7 @@ async def test_a_video_lost_from_disk_before_posting_is_refunded_and_explained(
     world: World,
 ) -> None:
     # The post of the finished video is held; the bot stops with the job downloaded.
-    hold = world.fake.hold_next("POST", "/webhooks/*", before=True)
+    hold = world.fake.hold_next("POST", "/channels/*/messages", before=True)
     await world.command("pika text", {"prompt": "a fragile video"})
     await hold.wait()
     job_id = (await world.jobs())[0].id
