@@ -22,6 +22,7 @@ from bot.fal import FalClient
 from bot.health import HealthServer
 from bot.jobs import Jobs, Limits, Refusal
 from bot.jobs.delivery import DiscordMessenger
+from bot.jobs.intake import Intake, cdn_rules
 from bot.jobs.policy import JobStillRuns
 from bot.jobs.runner import RunnerConfig, download_rules
 from bot.media import DEFAULT_LIMITS, InputCache
@@ -151,6 +152,13 @@ class PikaBot(commands.Bot):
             ),
             clock=clock,
             metrics=metrics,
+        )
+        cdn_hosts, cdn_https = cdn_rules(settings.discord_cdn_hosts, settings.discord_api_url)
+        self.intake = Intake(
+            http=http,
+            concurrency=settings.intake_concurrency,
+            cdn_hosts=cdn_hosts,
+            require_https=cdn_https,
         )
         self.retention = Retention(
             store=store,

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     discord_gateway_url: str = "wss://gateway.discord.gg/"
     progress_interval: float = Field(default=5.0, ge=1.0, le=300.0)
     default_upload_limit: int = Field(default=10 * MiB, ge=1 * MiB)
+    # Hosts members' attachments may be downloaded from (exact, or a suffix starting with a dot).
+    discord_cdn_hosts: list[str] = Field(
+        default_factory=lambda: ["cdn.discordapp.com", "media.discordapp.net"]
+    )
+    # Commands whose files are downloaded and checked at once (each holds up to 6 × 20 MiB).
+    intake_concurrency: int = Field(default=4, ge=1, le=64)
 
     # Money and fairness (PRODUCT.md §3). One credit is one US cent by default.
     prices: PriceList = Field(default_factory=PriceList)

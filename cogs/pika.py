@@ -95,15 +95,10 @@ def requester_of(interaction: discord.Interaction) -> Requester:
     )
 
 
-async def read_attachment(option: str, file: discord.Attachment) -> bytes:
-    """The attachment's bytes from Discord's CDN; a refusal the member can act on if it fails."""
-    try:
-        return await file.read()
-    except discord.HTTPException as error:
-        raise InvalidRequest(
-            f"Discord did not hand over the file in `{option}` (HTTP {error.status}). Nothing "
-            "was charged; try again in a moment."
-        ) from None
+async def read_attachment(bot: PikaBot, option: str, file: discord.Attachment) -> bytes:
+    """The attachment's bytes from Discord's CDN (its hosts only, bounded while streaming); a
+    refusal the member can act on if it fails."""
+    return await bot.intake.read(option, file.url, bot.media_limits)
 
 
 async def launch(
@@ -203,21 +198,32 @@ class Pika(commands.Cog):
                 height=file.height,
                 limits=bot.media_limits,
             )
-        # Blocks, channels, blocklist, job count and credits at a glance; the reservation
-        # after the defer checks them again, atomically.
-        await bot.jobs.accounts.precheck_command(
-            requester_of(interaction),
-            mode,
-            options,
-            {name: file.content_type for name, file in given.items()},
-        )
-        # 2. Acknowledge well inside Discord's 3 seconds; the reply is public.
-        await interaction.response.defer(thinking=True)
-        # 3. The files' bytes, then the job and its reservation.
-        uploads = [Upload(name, await read_attachment(name, file)) for name, file in given.items()]
-        refs = await take_inputs(uploads, bot.cache, bot.media_limits)
-        request = build_request(mode, **options, **refs)
-        await launch(bot, interaction, request)
+        # From here until it is a job (or refused) the command counts as one of the member's
+        # unfinished jobs, so a burst of commands is refused before anything is downloaded.
+        with bot.intake.holding(interaction.user.id) as in_intake:
+            # Blocks, channels, blocklist, job count and credits at a glance; the reservation
+            # after the defer checks them again, atomically.
+            await bot.jobs.accounts.precheck_command(
+                requester_of(interaction),
+                mode,
+                options,
+                {name: file.content_type for name, file in given.items()},
+                in_intake=in_intake,
+            )
+            # 2. Acknowledge well inside Discord's 3 seconds; the reply is public.
+            await interaction.response.defer(thinking=True)
+            # 3. The files' bytes (a bounded number of commands at once), then the job.
+            refs = {}
+            if given:
+                async with bot.intake.slot():
+                    uploads = [
+                        Upload(name, await read_attachment(bot, name, file))
+                        for name, file in given.items()
+                    ]
+                    refs = await take_inputs(uploads, bot.cache, bot.media_limits)
+                    del uploads
+            request = build_request(mode, **options, **refs)
+            await launch(bot, interaction, request)
 
     # -- commands --------------------------------------------------------------------------
 

@@ -200,10 +200,15 @@ class Accounts:
         }
         return price(build_request(mode, **options, **refs), self.limits.prices)
 
-    async def precheck(self, requester: Requester, *, cost: int, texts: Iterable[str]) -> None:
+    async def precheck(
+        self, requester: Requester, *, cost: int, texts: Iterable[str], in_intake: int = 0
+    ) -> None:
         """Refuse at a glance what the reservation would refuse anyway: a blocked member, a
         channel the admins disallow, a blocked word, too many unfinished jobs, or a cost past
-        the member's credits or a budget. Nothing is written; the reservation checks again."""
+        the member's credits or a budget. Nothing is written; the reservation checks again.
+
+        `in_intake` is how many other commands of the member are still having their files read:
+        each will be a job, so each counts toward the job limit."""
         # One read of the store for every check: under a burst of commands each round trip
         # waits its turn on the one connection, and this runs before the defer.
         period = self.period()
@@ -213,8 +218,9 @@ class Accounts:
         check_channel(glance.settings, requester.channel_id)
         check_prompt(glance.settings, texts)
         limit = self.limits.max_jobs_per_member
-        if glance.unfinished >= limit:
-            raise TooManyJobs(cost=cost, unfinished=glance.unfinished, limit=limit)
+        unfinished = glance.unfinished + in_intake
+        if unfinished >= limit:
+            raise TooManyJobs(cost=cost, unfinished=unfinished, limit=limit)
         allowance = glance.allowance(requester.role_ids, self.limits.daily_allowance)
         balance = glance.day.balance(allowance)
         resets = self.resets_at()
@@ -242,10 +248,12 @@ class Accounts:
         mode: Mode,
         options: Mapping[str, object],
         files: Mapping[str, str | None],
+        *,
+        in_intake: int = 0,
     ) -> int:
         """Price a command from its options and run `precheck`; the estimated cost."""
         cost = self.estimate(mode, options, files)
-        await self.precheck(requester, cost=cost, texts=option_texts(options))
+        await self.precheck(requester, cost=cost, texts=option_texts(options), in_intake=in_intake)
         return cost
 
     # -- admins: limits, credits, blocks ---------------------------------------------------

@@ -152,18 +152,29 @@ class DiscordMessenger:
                 )
                 await self._mark_progress_done(job, earlier)
                 return earlier
+        try:
+            delivered = await self._deliver_new(job, video)
+        except Exception:
+            # Whatever went wrong, the member hears of the video: a link, or /pika job.
+            log.exception("job %s: delivery failed unexpectedly; posting its link", job.id)
+            try:
+                delivered = await self._post_link(job)
+            except Exception:
+                log.exception("job %s: the link could not be posted either", job.id)
+                delivered = Delivered(DeliveryPath.KEPT, None, "delivery failed")
+        await self._mark_progress_done(job, delivered)
+        return delivered
+
+    async def _deliver_new(self, job: Job, video: Path) -> Delivered:
         upload = await self._fitting(job, video, self.upload_limit(job))
         missing = self.missing_permissions(job)
         if missing:
             reason = f"the bot is missing {', '.join(missing)} in the channel"
             log.info("job %s: %s; delivering by DM", job.id, reason)
-            delivered = await self._dm_or_keep(job, upload, reason=reason)
-        elif upload is None:
-            delivered = await self._post_link(job)
-        else:
-            delivered = await self._post_file(job, upload)
-        await self._mark_progress_done(job, delivered)
-        return delivered
+            return await self._dm_or_keep(job, upload, reason=reason)
+        if upload is None:
+            return await self._post_link(job)
+        return await self._post_file(job, upload)
 
     async def tell_failure(self, job: Job, reason: str) -> None:
         try:
@@ -191,13 +202,20 @@ class DiscordMessenger:
     # -- delivery ----------------------------------------------------------------------------
 
     async def _fitting(self, job: Job, video: Path, limit: int) -> Path | None:
-        """The file to upload: the video itself if it fits, a re-encoded copy, or None."""
+        """The file to upload: the video itself if it fits, a re-encoded copy, or None (then
+        its link is posted), also when the video cannot be re-encoded at all."""
         size = job.output_size if job.output_size is not None else video.stat().st_size  # noqa: ASYNC240
         if size <= limit:
             return video
         fitted = fitted_path(video)
         log.info("job %s: video is %d bytes, limit %d: re-encoding", job.id, size, limit)
-        result = await asyncio.to_thread(fit_to_limit, video, fitted, limit)
+        try:
+            result = await asyncio.to_thread(fit_to_limit, video, fitted, limit)
+        except Exception as error:  # PyAV raises many kinds on a damaged file
+            log.warning(
+                "job %s: the video could not be re-encoded (%r); posting its link", job.id, error
+            )
+            return None
         return None if result is None else result.path
 
     async def _post_file(self, job: Job, upload: Path) -> Delivered:

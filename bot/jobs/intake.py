@@ -3,23 +3,113 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Collection, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
 
 from bot.media import (
+    DownloadError,
+    DownloadTooLarge,
     InputCache,
     InputRejected,
     Limits,
+    fetch,
     fitted_path,
     precheck_image,
     precheck_video,
     validate_image,
     validate_video,
 )
-from bot.pika import InputRef
+from bot.media.limits import format_bytes
+from bot.pika import InputRef, InvalidRequest
 from bot.store import Job
 
 VIDEO_OPTIONS = frozenset({"video"})
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def cdn_rules(hosts: Collection[str], discord_api_url: str) -> tuple[frozenset[str], bool]:
+    """The hosts members' attachments may come from, and whether HTTPS is required.
+
+    A Discord API on this machine (the fake Discord in tests and the sandbox) serves its CDN
+    from the same origin: that host is added, and only then is plain HTTP accepted.
+    """
+    api_host = urlsplit(discord_api_url).hostname or ""
+    if api_host in LOOPBACK:
+        return frozenset({*hosts, api_host}), False
+    return frozenset(hosts), True
+
+
+class Intake:
+    """Commands between their first checks and their job: each counts as one of its member's
+    unfinished jobs, and at most `concurrency` of them download and check files at once, so
+    what intake holds in memory is bounded however many commands arrive together."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        concurrency: int,
+        cdn_hosts: Collection[str],
+        require_https: bool = True,
+    ) -> None:
+        self._http = http
+        self._slots = asyncio.Semaphore(concurrency)
+        self._members: Counter[int] = Counter()
+        self.cdn_hosts = frozenset(cdn_hosts)
+        self.require_https = require_https
+
+    def pending(self, user_id: int) -> int:
+        """How many of the member's commands are in intake now."""
+        return self._members[user_id]
+
+    @contextmanager
+    def holding(self, user_id: int) -> Iterator[int]:
+        """Count one command of the member until it becomes a job or is refused; yields how many
+        of theirs were in intake already (counted before any await, so a burst sees itself)."""
+        already = self._members[user_id]
+        self._members[user_id] += 1
+        try:
+            yield already
+        finally:
+            self._members[user_id] -= 1
+            if self._members[user_id] <= 0:
+                del self._members[user_id]
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """One of the `concurrency` places where files are downloaded and checked."""
+        async with self._slots:
+            yield
+
+    async def read(self, option: str, url: str, limits: Limits) -> bytes:
+        """An attachment's bytes from Discord's CDN: only from its hosts, never more than the
+        option's size limit (counted while streaming). Raises InvalidRequest saying why not."""
+        max_bytes = limits.video_max_bytes if option in VIDEO_OPTIONS else limits.image_max_bytes
+        try:
+            return await fetch(
+                self._http,
+                url,
+                max_bytes=max_bytes,
+                allowed_hosts=self.cdn_hosts,
+                require_https=self.require_https,
+            )
+        except DownloadTooLarge as error:
+            noun = "videos" if option in VIDEO_OPTIONS else "images"
+            most = format_bytes(error.max_bytes)
+            raise InputRejected(
+                f"{option} is more than {most}; {noun} may be at most {most}."
+            ) from None
+        except DownloadError as error:
+            raise InvalidRequest(
+                f"Discord did not hand over the file in `{option}`: {error.message} Nothing was "
+                "charged; try again in a moment."
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +189,9 @@ async def kept_video(job: Job, limit: int) -> Path | None:
 
 __all__ = [
     "InputRejected",
+    "Intake",
     "Upload",
+    "cdn_rules",
     "kept_video",
     "precheck_attachment",
     "take_inputs",

@@ -6,7 +6,9 @@ from bot.media.download import (
     DownloadError,
     DownloadFailed,
     DownloadRefused,
+    DownloadTooLarge,
     download,
+    fetch,
     host_allowed,
 )
 from bot.media.fit import FitResult, fit_to_limit, fitted_path
@@ -33,6 +35,7 @@ __all__ = [
     "DownloadError",
     "DownloadFailed",
     "DownloadRefused",
+    "DownloadTooLarge",
     "FitResult",
     "ImageInfo",
     "InputCache",
@@ -42,6 +45,7 @@ __all__ = [
     "VideoProbe",
     "VideoUnreadable",
     "download",
+    "fetch",
     "fit_to_limit",
     "fitted_path",
     "host_allowed",

@@ -1,4 +1,5 @@
-"""Download a file over HTTP(S) to disk, only from expected hosts and only up to a size bound."""
+"""Download a file over HTTP(S) to disk or memory, only from expected hosts and only up to a size
+bound."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -15,6 +17,10 @@ import httpx
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
 MAX_REDIRECTS = 5
 _WRITE_CHUNK = 1024 * 1024
+
+T = TypeVar("T")
+# Takes a 200 response and the host it came from; returns what the body became.
+_Sink = Callable[[httpx.Response, str], Awaitable[T]]
 
 
 class DownloadError(Exception):
@@ -27,6 +33,14 @@ class DownloadError(Exception):
 
 class DownloadRefused(DownloadError):
     """The download breaks a rule: a host not allowed, plain http, or a file too large."""
+
+
+class DownloadTooLarge(DownloadRefused):
+    """The file is larger than the bound (declared, or counted while streaming)."""
+
+    def __init__(self, message: str, *, max_bytes: int) -> None:
+        super().__init__(message)
+        self.max_bytes = max_bytes
 
 
 class DownloadFailed(DownloadError):
@@ -70,17 +84,66 @@ async def download(
     or DownloadFailed; their messages name the host, never the URL (signed links carry
     credentials in their query).
     """
+
+    async def to_file(response: httpx.Response, host: str) -> int:
+        return await _save(response, dest, max_bytes=max_bytes, host=host)
+
+    return await _within(
+        deadline_seconds,
+        _download(
+            client,
+            url,
+            to_file,
+            max_bytes=max_bytes,
+            allowed_hosts=allowed_hosts,
+            require_https=require_https,
+            http_timeout=http_timeout,
+        ),
+    )
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    max_bytes: int,
+    allowed_hosts: Collection[str],
+    require_https: bool = True,
+    http_timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    deadline_seconds: float = 120.0,
+) -> bytes:
+    """The body of `url` in memory, under the same rules as `download`: hosts checked at every
+    hop, the size bound counted while streaming (never more than `max_bytes` is held)."""
+
+    async def to_memory(response: httpx.Response, host: str) -> bytes:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            if len(body) + len(chunk) > max_bytes:
+                raise DownloadTooLarge(
+                    f"the file on {host} is larger than {max_bytes:,} bytes, the most allowed.",
+                    max_bytes=max_bytes,
+                )
+            body += chunk
+        return bytes(body)
+
+    return await _within(
+        deadline_seconds,
+        _download(
+            client,
+            url,
+            to_memory,
+            max_bytes=max_bytes,
+            allowed_hosts=allowed_hosts,
+            require_https=require_https,
+            http_timeout=http_timeout,
+        ),
+    )
+
+
+async def _within(deadline_seconds: float, work: Awaitable[T]) -> T:
     try:
         async with asyncio.timeout(deadline_seconds):
-            return await _download(
-                client,
-                url,
-                dest,
-                max_bytes=max_bytes,
-                allowed_hosts=allowed_hosts,
-                require_https=require_https,
-                http_timeout=http_timeout,
-            )
+            return await work
     except TimeoutError:
         raise DownloadFailed(
             f"the download took longer than {deadline_seconds:g} seconds and was stopped."
@@ -90,13 +153,13 @@ async def download(
 async def _download(
     client: httpx.AsyncClient,
     url: str,
-    dest: Path,
+    sink: _Sink[T],
     *,
     max_bytes: int,
     allowed_hosts: Collection[str],
     require_https: bool,
     http_timeout: httpx.Timeout,
-) -> int:
+) -> T:
     current = _checked_url(url, allowed_hosts, require_https)
     for _ in range(MAX_REDIRECTS + 1):
         try:
@@ -115,11 +178,12 @@ async def _download(
                     )
                 declared = response.headers.get("content-length")
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                    raise DownloadRefused(
+                    raise DownloadTooLarge(
                         f"the file on {current.host} is {int(declared):,} bytes; "
-                        f"at most {max_bytes:,} bytes are allowed."
+                        f"at most {max_bytes:,} bytes are allowed.",
+                        max_bytes=max_bytes,
                     )
-                return await _save(response, dest, max_bytes=max_bytes, host=current.host)
+                return await sink(response, current.host)
         except httpx.TimeoutException:
             raise DownloadFailed(f"{current.host} stopped answering; try again later.") from None
         except httpx.HTTPError as exc:
@@ -139,8 +203,9 @@ async def _save(response: httpx.Response, dest: Path, *, max_bytes: int, host: s
         async for chunk in response.aiter_bytes():
             written += len(chunk)
             if written > max_bytes:
-                raise DownloadRefused(
-                    f"the file on {host} is larger than {max_bytes:,} bytes, the most allowed."
+                raise DownloadTooLarge(
+                    f"the file on {host} is larger than {max_bytes:,} bytes, the most allowed.",
+                    max_bytes=max_bytes,
                 )
             buffer += chunk
             if len(buffer) >= _WRITE_CHUNK:
