@@ -41,6 +41,7 @@ from .world import (
     ADMINISTRATOR,
     BOT_ROLE_DEFAULT,
     DM,
+    GUILD_FORUM,
     Channel,
     Guild,
     Overwrite,
@@ -270,6 +271,7 @@ class FakeDiscord:
         self._random_rate = 0.0
         self._random = random.Random()
         self._holds: list[Hold] = []
+        self._ready_gate: asyncio.Event | None = None
         self._closing = asyncio.Event()
         self._condition = asyncio.Condition()
         self._rest = RestApi(self)
@@ -498,6 +500,24 @@ class FakeDiscord:
         self._holds.append(hold)
         return hold
 
+    def hold_ready(self) -> asyncio.Event:
+        """Keep the next bots that identify waiting for READY (and their guilds) until the
+        returned event is set: a bot that is up, with its REST working, but knows no guild."""
+        self._ready_gate = asyncio.Event()
+        return self._ready_gate
+
+    async def _ready_allowed(self) -> None:
+        gate = self._ready_gate
+        if gate is None or gate.is_set():
+            return
+        opened = asyncio.ensure_future(gate.wait())
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({opened, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            opened.cancel()
+            closing.cancel()
+
     def _take_hold(self, method: str, path: str) -> Hold | None:
         for hold in self._holds:
             if hold.matches(method, path):
@@ -591,6 +611,21 @@ class FakeDiscord:
         channel = self.world.add_text_channel(guild.id, name)
         await self.gateway.broadcast(guild.id, "CHANNEL_CREATE", channel.to_payload())
         return channel
+
+    async def add_forum_channel(self, name: str, *, guild: Guild | None = None) -> Channel:
+        """A new forum channel: members post threads in it, never plain messages."""
+        guild = guild or self.guild
+        channel = self.world.add_text_channel(guild.id, name, type=GUILD_FORUM)
+        await self.gateway.broadcast(guild.id, "CHANNEL_CREATE", channel.to_payload())
+        return channel
+
+    async def add_thread(self, parent: Channel, name: str, *, owner: User | None = None) -> Channel:
+        """A member starts a public thread in a text channel, or a post in a forum channel."""
+        starter = owner or self.member
+        thread = self.world.add_thread(parent.id, name, starter.id, created_at=self.now())
+        payload = dict(thread.to_payload(), newly_created=True)
+        await self.gateway.broadcast(parent.guild_id, "THREAD_CREATE", payload)
+        return thread
 
     async def set_permission_overwrite(
         self, channel: Channel, target: User | Role, *, allow: int = 0, deny: int = 0

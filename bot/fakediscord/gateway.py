@@ -203,6 +203,7 @@ class Gateway:
             ws=ws,
         )
         self.sessions[session.session_id] = session
+        await self._fake._ready_allowed()
         await self.dispatch(session, "READY", self._fake._ready_payload(session))
         for guild in self._fake.bot_guilds():
             if session.handles_guild(guild.id) and session.intents & INTENT_GUILDS:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,7 +25,10 @@ TOKEN_MARGIN_S = 60
 # discord.py's Webhook.edit_message formats the id into the path; "@original" is Discord's
 # documented name for an interaction's first reply.
 ORIGINAL = cast(int, "@original")
-HISTORY_SCAN = 50  # messages looked at to find a delivery made just before a crash
+# The look for a delivery made before a crash reads every message since the job was accepted,
+# so it covers the job's whole life however busy the channel (the nonce only covers minutes),
+# up to this many.
+HISTORY_SCAN = 2000
 # A post that Discord failed with a 5xx or a 429 it would not let discord.py wait out is tried
 # this many times in all (after a look for an earlier success), then the video goes by DM.
 POST_ATTEMPTS = 3
@@ -119,7 +123,8 @@ class DiscordMessenger:
         me: discord.Member | None = channel.guild.me
         if me is None:
             return []
-        return render.missing_permissions(channel.permissions_for(me))
+        thread = isinstance(channel, discord.Thread)
+        return render.missing_permissions(channel.permissions_for(me), thread=thread)
 
     def upload_limit(self, job: Job) -> int:
         """The largest file one message may carry in the job's channel.
@@ -152,6 +157,10 @@ class DiscordMessenger:
                 )
                 await self._mark_progress_done(job, earlier)
                 return earlier
+        # The upload limit and the permissions come from the guild cache, which a bot that has
+        # just started (and resumed its jobs) does not have yet. A bot that never gets READY is
+        # stopped while it waits here, and the job stays as it is for the next start.
+        await self._client.wait_until_ready()
         try:
             delivered = await self._deliver_new(job, video)
         except Exception:
@@ -341,6 +350,9 @@ class DiscordMessenger:
         """A delivery this bot already made for the job (a crash after posting, before the
         job was marked delivered): a file or a link in the channel, or a DM to the member."""
         footer = f"job {job.id}"
+        since = discord.Object(
+            discord.utils.time_snowflake(datetime.fromtimestamp(job.created_at, UTC))
+        )
 
         def mine(message: discord.Message) -> bool:
             me = self._client.user
@@ -349,7 +361,7 @@ class DiscordMessenger:
             )
 
         try:
-            async for message in self._channel(job).history(limit=HISTORY_SCAN):
+            async for message in self._channel(job).history(limit=HISTORY_SCAN, after=since):
                 # The progress reply and failure notes carry the footer too, but neither the
                 # video nor the result's own text.
                 if not mine(message) or message.id == job.progress_message_id:
@@ -362,7 +374,8 @@ class DiscordMessenger:
             log.info("job %s: could not read the channel's history: %s", job.id, error)
         try:
             user = await self._client.fetch_user(job.user_id)
-            async for message in (await user.create_dm()).history(limit=HISTORY_SCAN):
+            dm = await user.create_dm()
+            async for message in dm.history(limit=HISTORY_SCAN, after=since):
                 # Failure notes in DMs have no embed: anything with the footer is the video.
                 if mine(message):
                     return Delivered(DeliveryPath.DM, message.id, "found after a restart")

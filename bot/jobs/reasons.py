@@ -105,6 +105,11 @@ VIDEO_LOST = Reason(
     f"{NOT_CHARGED} Try again.",
     "video_lost",
 )
+LEFT_SERVER = Reason(
+    "The bot was removed from this server before the job was sent to fal, so it was "
+    f"cancelled. {NOT_CHARGED}",
+    "left_server",
+)
 REQUEST_UNREADABLE = Reason(
     f"This job was made by an older version of the bot and cannot be run any more. {NOT_CHARGED}",
     "request_unreadable",
@@ -117,4 +122,13 @@ def deadline_passed(minutes: int) -> Reason:
         f"The video was not ready after {minutes} minutes, so the bot gave up and cancelled it "
         f"at fal. {NOT_CHARGED}",
         "deadline",
+    )
+
+
+def fal_no_answer(minutes: int) -> Reason:
+    """fal never said how the job ended, even after the bot asked it to stop."""
+    return Reason(
+        f"fal did not say how the video went within {minutes} minutes, even after the bot asked "
+        f"it to stop, so the bot gave up on it. {NOT_CHARGED}",
+        "fal_no_answer",
     )

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,10 +18,11 @@ import httpx
 from bot.fal import CancelOutcome, FalClient, FalError
 from bot.jobs import reasons
 from bot.jobs.accounts import Accounts
-from bot.jobs.messenger import Messenger, Progress, Stage
+from bot.jobs.messenger import Delivered, Messenger, Progress, Stage
 from bot.jobs.policy import check_channel, check_prompt, explain, request_texts
 from bot.jobs.progress import ProgressBoard
 from bot.jobs.queue import FairQueue
+from bot.jobs.reasons import Reason
 from bot.jobs.runner import AT_FAL, CANCEL_REQUESTED, JobRunner, RunnerConfig
 from bot.logs import bind_log_context
 from bot.media import InputCache
@@ -28,6 +30,7 @@ from bot.metrics import Metrics
 from bot.pika import SEED_MAX, PikaRequest, dump_request, price, revise
 from bot.pika.prices import PriceList
 from bot.store import (
+    DeliveryPath,
     Job,
     JobState,
     LedgerKind,
@@ -101,6 +104,45 @@ class ModeUnavailable(Exception):
         self.endpoint_id = endpoint_id
 
 
+class _UnreachedRefunds:
+    """The messenger, but a video of a server the bot has left that reached nobody is refunded.
+
+    /pika job only shows a job in its own server, so such a member could never get the video:
+    the job ends delivered and kept (shown again should the bot be added back), with a refund.
+    The runner's own settle then finds the job already ended and does nothing.
+    """
+
+    def __init__(self, inner: Messenger, store: Store, guild_gone: Callable[[int], bool]) -> None:
+        self._inner = inner
+        self._store = store
+        self._guild_gone = guild_gone
+
+    async def show_progress(self, job: Job, progress: Progress) -> None:
+        await self._inner.show_progress(job, progress)
+
+    async def tell_failure(self, job: Job, reason: str) -> None:
+        await self._inner.tell_failure(job, reason)
+
+    async def deliver(self, job: Job, video: Path, *, resumed: bool) -> Delivered:
+        delivered = await self._inner.deliver(job, video, resumed=resumed)
+        if delivered.path is DeliveryPath.KEPT and self._guild_gone(job.guild_id):
+            # fal may have billed this run: the other refund kind for that belongs here.
+            moved = await self._store.finish_job(
+                job.id,
+                JobState.DELIVERED,
+                expected={JobState.DOWNLOADED},
+                outcome=LedgerKind.REFUND,
+                note=reasons.LEFT_SERVER.code,
+                delivery_path=DeliveryPath.KEPT,
+                interaction_token=None,
+            )
+            if moved:
+                log.info(
+                    "job %s: the bot left its server and nobody took the video: refunded", job.id
+                )
+        return delivered
+
+
 class Jobs:
     """Accepts jobs, sends at most `fal_concurrency` to fal at once in fair order, and resumes.
 
@@ -120,7 +162,10 @@ class Jobs:
         http: httpx.AsyncClient,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        guild_gone: Callable[[int], bool] = lambda _: False,
     ) -> None:
+        """`guild_gone(guild_id)` is True only when the bot knows it is no longer in that
+        server (never while its guild cache is still loading)."""
         self.store = store
         self.metrics = metrics or Metrics()
         self.limits = limits
@@ -128,6 +173,7 @@ class Jobs:
         self._fal = fal
         self._messenger = messenger
         self._clock = clock
+        self._guild_gone = guild_gone
         self._queue = FairQueue()
         self._at_fal: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -146,7 +192,7 @@ class Jobs:
             fal=fal,
             cache=cache,
             http=http,
-            messenger=messenger,
+            messenger=_UnreachedRefunds(messenger, store, guild_gone),
             board=self.board,
             config=runner_config,
             left_fal=self._left_fal,
@@ -372,7 +418,12 @@ class Jobs:
         # Every log line of this job's task carries its ids (bot.logs).
         bind_log_context(job_id=job.id, guild_id=job.guild_id, user_id=job.user_id)
         try:
-            await self._runner.run(job, resumed=resumed)
+            if job.state is JobState.QUEUED and self._guild_gone(job.guild_id):
+                # Never send fal (and pay for) a job of a server the bot is no longer in.
+                if await self._end_queued(job, reasons.LEFT_SERVER):
+                    await self._runner.tell(job, reasons.LEFT_SERVER.words)
+            else:
+                await self._runner.run(job, resumed=resumed)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -381,6 +432,44 @@ class Jobs:
             self._left_fal(job)
             self._tasks.pop(job.id, None)
             self._wake.set()
+
+    # -- leaving a server ------------------------------------------------------------------
+
+    async def guild_removed(self, guild_id: int) -> None:
+        """The bot was removed from a server: its jobs not yet sent to fal end, refunded.
+
+        Jobs already at fal go on: fal runs (and bills) them anyway, and the channel now
+        refuses the video, so the messenger sends it by DM; if the DM is refused too, the job
+        ends kept and refunded (see _UnreachedRefunds).
+        """
+        ended = 0
+        for job in await self.store.unfinished_jobs():
+            if job.guild_id != guild_id or job.state is not JobState.QUEUED:
+                continue
+            if await self._end_queued(job, reasons.LEFT_SERVER):
+                ended += 1
+                self._side_task(self._runner.tell(job, reasons.LEFT_SERVER.words))
+        log.info("removed from guild %s: %d waiting jobs cancelled and refunded", guild_id, ended)
+
+    async def _end_queued(self, job: Job, reason: Reason) -> bool:
+        """Cancel a job not yet sent to fal, refunded; False if it was no longer waiting."""
+        moved = await self.store.finish_job(
+            job.id,
+            JobState.CANCELLED,
+            expected={JobState.QUEUED},
+            outcome=LedgerKind.REFUND,
+            note=reason.code,
+            error=reason.words,
+            error_code=reason.code,
+        )
+        if moved:
+            self.metrics.job_ended(job.mode, JobState.CANCELLED)
+            self._queue.remove(job.id)
+            self.board.forget(job.id)
+            self._wake.set()
+            self._signal_ended()
+            log.info("job %s cancelled: %s", job.id, reason.code)
+        return moved
 
     def _count_at_fal(self, job: Job) -> None:
         if job.id not in self._at_fal:
