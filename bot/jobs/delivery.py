@@ -13,7 +13,7 @@ from typing import Any, cast
 import discord
 
 from bot.jobs import render
-from bot.jobs.messenger import Delivered, Progress
+from bot.jobs.messenger import Delivered, Progress, ProgressGone
 from bot.media import fit_to_limit, fitted_path
 from bot.store import DeliveryPath, Job
 
@@ -32,6 +32,7 @@ HISTORY_SCAN = 2000
 # A post that Discord failed with a 5xx or a 429 it would not let discord.py wait out is tried
 # this many times in all (after a look for an earlier success), then the video goes by DM.
 POST_ATTEMPTS = 3
+UNKNOWN_CHANNEL = 10003  # Discord's JSON error code for a channel that does not exist (any more)
 
 
 def result_nonce(job: Job) -> str:
@@ -138,12 +139,17 @@ class DiscordMessenger:
         return min(known) if known else self._default_upload_limit
 
     async def show_progress(self, job: Job, progress: Progress) -> None:
-        await self._edit_progress(
-            job,
-            embed=render.progress_embed(job, progress, missing=self.missing_permissions(job)),
-            view=render.progress_view(job),
-            allowed_mentions=render.NO_MENTIONS,
-        )
+        try:
+            await self._edit_progress(
+                job,
+                embed=render.progress_embed(job, progress, missing=self.missing_permissions(job)),
+                view=render.progress_view(job),
+                allowed_mentions=render.NO_MENTIONS,
+            )
+        except (discord.NotFound, discord.Forbidden) as error:
+            # A deleted channel (or reply) stays deleted; a refusal is not retried every tick.
+            whole_channel = isinstance(error, discord.NotFound) and error.code == UNKNOWN_CHANNEL
+            raise ProgressGone(job.id, whole_channel=whole_channel, why=str(error)) from error
 
     async def deliver(self, job: Job, video: Path, *, resumed: bool) -> Delivered:
         if resumed:

@@ -37,11 +37,23 @@ class Delivered:
     note: str = ""  # a plain-words remark for the record, e.g. which permission was missing
 
 
+class ProgressGone(Exception):
+    """A job's progress reply can no longer be edited: Discord says its channel is gone or
+    forbidden to the bot (or the reply was deleted). Editing it again is pointless."""
+
+    def __init__(self, job_id: str, *, whole_channel: bool, why: str) -> None:
+        super().__init__(f"job {job_id}: progress reply unreachable ({why})")
+        self.job_id = job_id
+        self.whole_channel = whole_channel
+
+
 class Messenger(Protocol):
     """Turns a job's progress, result and failure into messages for the member."""
 
     async def show_progress(self, job: Job, progress: Progress) -> None:
-        """Show where the job stands (the caller throttles; this may still be slow or fail)."""
+        """Show where the job stands (the caller throttles; this may still be slow or fail).
+
+        Raises ProgressGone when the reply can never be edited again."""
 
     async def deliver(self, job: Job, video: Path, *, resumed: bool) -> Delivered:
         """Post the finished video; with `resumed`, first make sure it was not posted already."""

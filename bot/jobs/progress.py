@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.jobs.messenger import Progress
+from bot.jobs.messenger import Progress, ProgressGone
 from bot.store import Job
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,15 @@ class ProgressBoard:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._channel_edits: dict[int, list[float]] = {}
+        # Jobs and channels whose progress Discord refused for good (ProgressGone): no more edits.
+        self._gone_jobs: set[str] = set()
+        self._gone_channels: set[int] = set()
         self._wake = asyncio.Event()
 
     def report(self, job: Job, progress: Progress) -> None:
         """Record the newest progress of a job; it is shown when due."""
+        if job.id in self._gone_jobs or job.channel_id in self._gone_channels:
+            return
         entry = self._entries.get(job.id)
         if entry is None:
             self._entries[job.id] = _Entry(job, progress)
@@ -68,6 +73,7 @@ class ProgressBoard:
     def forget(self, job_id: str) -> None:
         """The job has ended: stop editing its progress."""
         self._entries.pop(job_id, None)
+        self._gone_jobs.discard(job_id)
 
     def due(self) -> list[_Entry]:
         """The edits to send now, within the per-job and per-channel limits (and book them)."""
@@ -108,9 +114,23 @@ class ProgressBoard:
             # The interval runs from when the edit was answered, so a slow edit followed by a
             # fast one can never reach Discord closer together than the interval.
             entry.last_edit = max(entry.last_edit, done)
-            if isinstance(result, Exception):
+            if isinstance(result, ProgressGone):
+                self._give_up(entry.job, result)
+            elif isinstance(result, Exception):
                 log.warning("progress edit for job %s failed: %r", entry.job.id, result)
         return len(chosen)
+
+    def _give_up(self, job: Job, gone: ProgressGone) -> None:
+        """Stop editing a reply Discord will never take an edit for (and every reply in its
+        channel if the channel itself is gone); the delivery then takes its own fallbacks."""
+        log.info("%s: its progress is no longer edited", gone)
+        self._gone_jobs.add(job.id)
+        self._entries.pop(job.id, None)
+        if gone.whole_channel:
+            self._gone_channels.add(job.channel_id)
+            for other in [e.job.id for e in self._entries.values()]:
+                if self._entries[other].job.channel_id == job.channel_id:
+                    del self._entries[other]
 
     async def run(self, tick: float = 1.0) -> None:
         """Send due edits forever, waking at least every `tick` seconds while work is pending."""
