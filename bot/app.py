@@ -34,7 +34,7 @@ from bot.webhook_server import WebhookServer, webhook_server
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.pika", "cogs.buttons", "cogs.admin")
+EXTENSIONS = ("cogs.pika", "cogs.buttons", "cogs.admin", "cogs.guilds")
 COMMAND_HASH_KEY = "command_hash"
 
 
@@ -152,6 +152,7 @@ class PikaBot(commands.Bot):
             ),
             clock=clock,
             metrics=metrics,
+            guild_gone=self.guild_gone,
         )
         cdn_hosts, cdn_https = cdn_rules(settings.discord_cdn_hosts, settings.discord_api_url)
         self.intake = Intake(
@@ -172,6 +173,11 @@ class PikaBot(commands.Bot):
             clock=clock,
         )
         self.tree.error(self.on_app_command_error)
+
+    def guild_gone(self, guild_id: int) -> bool:
+        """Whether the bot knows it is no longer in this server (never while its guilds load:
+        a server that is down stays in the cache, marked unavailable)."""
+        return self.is_ready() and self.get_guild(guild_id) is None
 
     async def setup_hook(self) -> None:
         settings = self.settings
