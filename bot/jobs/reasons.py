@@ -110,6 +110,11 @@ LEFT_SERVER = Reason(
     f"cancelled. {NOT_CHARGED}",
     "left_server",
 )
+KEPT_FAILING = Reason(
+    "Something kept going wrong inside the bot while making this video, so it gave up after "
+    f"several tries. {NOT_CHARGED} Try again later.",
+    "internal_retries",
+)
 REQUEST_UNREADABLE = Reason(
     f"This job was made by an older version of the bot and cannot be run any more. {NOT_CHARGED}",
     "request_unreadable",

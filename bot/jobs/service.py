@@ -46,6 +46,11 @@ DEADLINE_SWEEP_S = 60.0
 SEND_DRAIN_S = 15.0
 # Failures older than this are not announced again after a restart (the member has moved on).
 UNTOLD_LOOKBACK_S = 24 * 3600
+# A job whose task raised something unforeseen (a full disk, a locked database, a broken
+# input cache) is tried again after each of these pauses, then ended with a refund.
+RETRY_DELAYS_S = (5.0, 30.0, 120.0)
+# How often the scheduler looks for unfinished jobs that no task owns (and adopts them).
+ORPHAN_SWEEP_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +168,7 @@ class Jobs:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         guild_gone: Callable[[int], bool] = lambda _: False,
+        retry_delays: Sequence[float] = RETRY_DELAYS_S,
     ) -> None:
         """`guild_gone(guild_id)` is True only when the bot knows it is no longer in that
         server (never while its guild cache is still loading)."""
@@ -174,6 +180,12 @@ class Jobs:
         self._messenger = messenger
         self._clock = clock
         self._guild_gone = guild_gone
+        # Pauses before each new try of a job that raised; one failure more ends it.
+        self.retry_delays = tuple(retry_delays)
+        self._failures: dict[str, int] = {}
+        # Jobs between two tasks: waiting out a pause before a retry, or being ended.
+        self._held: set[str] = set()
+        self._sweeps: list[asyncio.Future[None]] = []
         self._queue = FairQueue()
         self._at_fal: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -206,12 +218,7 @@ class Jobs:
     async def start(self) -> None:
         """Resume every unfinished job, then start sending queued jobs to fal."""
         for job in await self.store.unfinished_jobs():
-            if job.state is JobState.QUEUED:
-                self._queue.add(job.id, job.user_id, job.created_at)
-            else:
-                if job.state in AT_FAL or job.state is JobState.SUBMITTING:
-                    self._count_at_fal(job)
-                self._spawn(job, resumed=True)
+            self._adopt(job)
         log.info("resumed %d running and %d queued jobs", len(self._tasks), len(self._queue))
         since = int(self._clock()) - UNTOLD_LOOKBACK_S
         for job in await self.store.untold_endings(since=since):
@@ -333,6 +340,11 @@ class Jobs:
             job = await self.store.get_job(job_id)
             if job is None or job.terminal:
                 return job
+            if job_id in self._tasks:  # taken up again while we looked
+                continue
+            if job_id in self._held:  # between two tries
+                await ended.wait()
+                continue
             # A queued job out of the queue is between the scheduler's pick and its task.
             if job.id not in self._queue and job.state is not JobState.QUEUED:
                 return job
@@ -361,10 +373,15 @@ class Jobs:
     # -- scheduling ------------------------------------------------------------------------
 
     async def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        swept = loop.time()
         while True:
             # Cleared before looking, not after: a slot freed while the positions are being
             # reported must wake the next round, not be lost.
             self._wake.clear()
+            if self._sweeps or loop.time() - swept >= ORPHAN_SWEEP_S:
+                swept = loop.time()
+                await self._sweep_now()
             await self._give_up_expired()
             started = False
             while len(self._at_fal) < self.limits.fal_concurrency:
@@ -386,7 +403,53 @@ class Jobs:
                     async with asyncio.timeout(DEADLINE_SWEEP_S):
                         await self._wake.wait()
             else:
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(ORPHAN_SWEEP_S):
+                        await self._wake.wait()
+
+    async def sweep(self) -> None:
+        """Have the scheduler look for orphaned jobs now (it does so every ORPHAN_SWEEP_S)."""
+        done = asyncio.get_running_loop().create_future()
+        self._sweeps.append(done)
+        self._wake.set()
+        await done
+
+    async def _sweep_now(self) -> None:
+        # Run by the scheduler only, so no job it is picking looks orphaned halfway through.
+        asked, self._sweeps = self._sweeps, []
+        try:
+            await self._adopt_orphans()
+        except Exception:
+            log.exception("the sweep for jobs without a task failed; it runs again later")
+        finally:
+            for done in asked:
+                if not done.done():
+                    done.set_result(None)
+
+    async def _adopt_orphans(self) -> None:
+        """Unfinished jobs that no task owns (a task that died, a retry that could not be set
+        up) are taken up again from where they stand."""
+        for job in await self.store.unfinished_jobs():
+            if job.id in self._tasks or job.id in self._queue or job.id in self._held:
+                continue
+            if job.state is JobState.SUBMITTING and self._runner.sending:
+                continue  # its send may still be landing: look next time
+            log.warning("job %s (%s) had no task; taking it up again", job.id, job.state)
+            if self._failures.get(job.id, 0) > len(self.retry_delays):
+                self._hold(job.id, self._end_failing(job.id))
+            else:
+                self._adopt(job)
+
+    def _adopt(self, job: Job) -> None:
+        """Take up a job from where it stands: back in the queue, or a task of its own."""
+        if job.state is JobState.QUEUED:
+            self._queue.add(job.id, job.user_id, job.created_at)
+            self._wake.set()
+            self._signal_ended()
+            return
+        if job.state in AT_FAL or job.state is JobState.SUBMITTING:
+            self._count_at_fal(job)
+        self._spawn(job, resumed=True)
 
     async def _give_up_expired(self) -> None:
         """Jobs that waited in the bot's queue past their deadline end now, refunded, without
@@ -417,6 +480,7 @@ class Jobs:
     async def _run(self, job: Job, *, resumed: bool) -> None:
         # Every log line of this job's task carries its ids (bot.logs).
         bind_log_context(job_id=job.id, guild_id=job.guild_id, user_id=job.user_id)
+        failed = False
         try:
             if job.state is JobState.QUEUED and self._guild_gone(job.guild_id):
                 # Never send fal (and pay for) a job of a server the bot is no longer in.
@@ -428,10 +492,92 @@ class Jobs:
             raise
         except Exception:
             log.exception("job %s: unexpected error", job.id)
+            failed = True
         finally:
             self._left_fal(job)
             self._tasks.pop(job.id, None)
             self._wake.set()
+        # Held before this task ends, so neither the sweep nor wait_ended sees a gap.
+        if failed:
+            self._failed(job.id)
+        else:
+            self._failures.pop(job.id, None)
+
+    # -- unexpected errors -----------------------------------------------------------------
+
+    def _failed(self, job_id: str) -> None:
+        failures = self._failures.get(job_id, 0) + 1
+        self._failures[job_id] = failures
+        if failures > len(self.retry_delays):
+            self._hold(job_id, self._end_failing(job_id))
+            return
+        delay = self.retry_delays[failures - 1]
+        log.warning("job %s: try %d failed; trying again in %.0f s", job_id, failures, delay)
+        self._hold(job_id, self._retry(job_id, delay))
+
+    def _hold(self, job_id: str, work: Coroutine[Any, Any, None]) -> None:
+        """Do `work` for a job that has no task of its own meanwhile."""
+        self._held.add(job_id)
+
+        async def held() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("job %s could not be taken up again; the sweep will", job_id)
+            finally:
+                self._held.discard(job_id)
+                self._signal_ended()
+
+        self._side_task(held())
+
+    async def _retry(self, job_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._runner.sending:
+            # A send still landing is recorded first: a retry that found its job in
+            # SUBMITTING would take it as unknown (and fal may be running it).
+            await asyncio.wait(set(self._runner.sending))
+        job = await self.store.get_job(job_id)
+        if job is not None and not job.terminal:
+            # Resumed: a video posted just before the error is found, not posted twice.
+            self._adopt(job)
+
+    async def _end_failing(self, job_id: str) -> None:
+        """A job that raised on every try ends refunded, and the member is told plainly."""
+        job = await self.store.get_job(job_id)
+        if job is None or job.terminal:
+            return
+        if job.state in AT_FAL and job.fal_request_id is not None:
+            # Stop fal running it further, if it still can (what fal has done, it bills).
+            try:
+                await self._fal.cancel(self._runner.handle(job))
+            except FalError as error:
+                log.warning("cancel of job %s at fal failed: %s", job.id, error)
+        # A job past SUBMITTING may have been billed by fal: the refund kind for a run fal may
+        # have billed belongs here. A job stuck in SUBMITTING may have reached fal: unknown.
+        to = JobState.UNKNOWN if job.state is JobState.SUBMITTING else JobState.FAILED
+        reason = reasons.KEPT_FAILING
+        moved = await self.store.finish_job(
+            job.id,
+            to,
+            expected={job.state},
+            outcome=LedgerKind.REFUND,
+            note=reason.code,
+            error=reason.words,
+            error_code=reason.code,
+        )
+        if not moved:
+            return
+        self._failures.pop(job.id, None)
+        self._queue.remove(job.id)
+        self.board.forget(job.id)
+        self.metrics.job_ended(job.mode, to)
+        log.error(
+            "job %s ended %s after %d failed tries; refunded",
+            job.id,
+            to,
+            1 + len(self.retry_delays),
+        )
+        await self._runner.tell(job, reason.words)
 
     # -- leaving a server ------------------------------------------------------------------
 
