@@ -139,6 +139,7 @@ class PikaBot(commands.Bot):
                 poll_interval=max(2.0, settings.progress_interval),
                 progress_interval=settings.progress_interval,
                 deadline_seconds=settings.job_deadline_seconds,
+                hard_deadline_seconds=settings.job_hard_deadline_seconds,
                 webhook_url=settings.fal_webhook_url,
             ),
             limits=Limits(

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     data_uri_max_bytes: int = Field(default=512 * 1024, ge=0, le=20 * MiB)
     # After this long a job is given up: cancelled at fal and refunded.
     job_deadline_seconds: int = Field(default=3600, ge=60)
+    # A job fal has not finalised this long after it was accepted (even after the deadline's
+    # cancel) ends refunded and written off (fal may bill it); unset: twice the deadline.
+    job_hard_deadline_seconds: int | None = Field(default=None, ge=60)
 
     # Discord.
     discord_api_url: str = "https://discord.com/api/v10"

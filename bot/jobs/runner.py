@@ -64,10 +64,30 @@ class RunnerConfig:
     progress_interval: float
     deadline_seconds: int
     webhook_url: str | None = None
+    # A job still at fal this long after it was accepted (fal never finalised it, or could not
+    # be asked) ends without a video: the member is refunded and the run is written off,
+    # because fal may bill it. None: twice deadline_seconds.
+    hard_deadline_seconds: int | None = None
+    # A job is only sent when at least this much of its deadline is left (at most a quarter of
+    # the deadline), so it is never sent to be cancelled moments later.
+    submit_margin_seconds: float = 60.0
+    # After a failed status check or cancel, wait poll_interval x 2^(n-1), at most this long.
+    watch_backoff_max: float = 60.0
     # fal's CDN drops a connection now and then: a failed download of a finished (and billed)
     # video is tried again this many times in all, waiting retry_delay x the try number between.
     download_attempts: int = 4
     download_retry_delay: float = 0.25
+
+    @property
+    def hard_deadline(self) -> int:
+        """Seconds after acceptance when a job at fal is given up for good."""
+        hard = self.hard_deadline_seconds or 2 * self.deadline_seconds
+        return max(hard, self.deadline_seconds)
+
+    @property
+    def submit_margin(self) -> float:
+        """The least time before the deadline a job may still be sent with."""
+        return min(self.submit_margin_seconds, self.deadline_seconds / 4)
 
 
 def download_rules(hosts: Collection[str], *fal_urls: str) -> tuple[frozenset[str], bool]:
@@ -111,6 +131,8 @@ class JobRunner:
         self._clock = clock
         # Submits under way; an orderly stop lets them finish so their answer is recorded.
         self.sending: set[asyncio.Future[None]] = set()
+        # The same, by job: a deadline waits for the job's send instead of judging it blind.
+        self._sends: dict[str, asyncio.Future[None]] = {}
         self._metrics = metrics or Metrics()
         # Set by a verified fal webhook for the request a job is watching (see wake).
         self._woken: dict[str, asyncio.Event] = {}
@@ -118,15 +140,28 @@ class JobRunner:
     async def run(self, job: Job, *, resumed: bool = False) -> None:
         """Take the job through its remaining stages; every stage is persisted before the next.
 
-        The overall deadline bounds the time at fal; once fal has finished, the video is
-        fetched and delivered whatever the clock says.
+        The overall deadline bounds the time at fal: then the bot asks fal to cancel and goes
+        on watching (fal may still finish, or stop, the run). The hard deadline ends a job fal
+        never finalises. Once fal has finished, the video is fetched and delivered whatever the
+        clock says.
         """
         deadline = job.created_at + self._config.deadline_seconds
         try:
             async with asyncio.timeout(max(0.0, deadline - self._clock())):
                 await self._stages(job, until=FAL_DONE)
         except TimeoutError:
+            sending = self._sends.get(job.id)
+            if sending is not None:
+                # Never judge a job while its send is in flight: fal's answer says whether it
+                # has the job (and the request id to cancel it by).
+                await asyncio.wait({sending})
             await self._give_up(job.id)
+        hard = job.created_at + self._config.hard_deadline
+        try:
+            async with asyncio.timeout(max(0.0, hard - self._clock())):
+                await self._stages(job, until=FAL_DONE)
+        except TimeoutError:
+            await self._abandon(job.id)
         try:
             await self._stages(job, until=frozenset(), resumed=resumed)
         finally:
@@ -153,7 +188,11 @@ class JobRunner:
                     current.updated_at,
                 )
                 await self._fail(
-                    current, reasons.RESTARTED_WHILE_SENDING, {state}, JobState.UNKNOWN
+                    current,
+                    reasons.RESTARTED_WHILE_SENDING,
+                    {state},
+                    JobState.UNKNOWN,
+                    outcome=LedgerKind.WRITE_OFF,
                 )
             elif state in AT_FAL:
                 await self._watch(current)
@@ -167,6 +206,11 @@ class JobRunner:
     # -- stages ----------------------------------------------------------------------------
 
     async def _submit(self, job: Job) -> None:
+        left = job.created_at + self._config.deadline_seconds - self._clock()
+        if left < self._config.submit_margin:
+            # fal would barely have it before the bot cancelled it: not sent, nothing billed.
+            await self._fail(job, self._deadline_reason(), {JobState.QUEUED})
+            return
         try:
             request = parse_request(job.request_json)
         except InvalidRequest:
@@ -195,7 +239,9 @@ class JobRunner:
         # instead of cutting it off and leaving a job whose fate at fal is unknown.
         sending = asyncio.ensure_future(self._send(job, body))
         self.sending.add(sending)
+        self._sends[job.id] = sending
         sending.add_done_callback(self.sending.discard)
+        sending.add_done_callback(lambda _: self._sends.pop(job.id, None))
         await asyncio.shield(sending)
 
     async def _send(self, job: Job, body: dict[str, Any]) -> None:
@@ -205,8 +251,14 @@ class JobRunner:
                     job.endpoint_id, body, webhook_url=self._config.webhook_url
                 )
         except FalSubmissionUnknown as error:
+            # fal may have the job, run it and bill it: the member is refunded, the budgets
+            # keep counting it.
             await self._fail(
-                job, reasons.reason_for(error), {JobState.SUBMITTING}, JobState.UNKNOWN
+                job,
+                reasons.reason_for(error),
+                {JobState.SUBMITTING},
+                JobState.UNKNOWN,
+                outcome=LedgerKind.WRITE_OFF,
             )
             return
         except FalError as error:
@@ -239,40 +291,66 @@ class JobRunner:
         )
 
     async def _watch(self, job: Job) -> None:
+        """Follow the job at fal until fal says it is done.
+
+        A failed status check (an odd answer, a refused stream, fal unreachable) says nothing
+        about the run itself, which fal may still be doing and billing: the watch starts again
+        after a growing pause, until the hard deadline (see run) ends it.
+        """
         handle = self.handle(job)
         ticker: asyncio.Task[None] | None = None
         started: float | None = float(job.started_at) if job.started_at else None
+        failures = 0
         try:
-            async for status in self._statuses(handle):
-                if isinstance(status, Queued):
-                    if status.position != job.fal_queue_position:
-                        await self._store.update_job(job.id, fal_queue_position=status.position)
-                        job = await self._fresh(job)
-                    self._board.report(job, Progress(Stage.FAL_QUEUE, position=status.position + 1))
-                elif isinstance(status, InProgress):
-                    if started is None:
-                        started = self._clock()
-                        await self._store.transition(
-                            job.id,
-                            JobState.RUNNING,
-                            expected={JobState.SUBMITTED},
-                            started_at=int(started),
-                        )
-                        job = await self._fresh(job)
-                    if ticker is None:
-                        ticker = asyncio.create_task(self._tick_generating(job, started))
-                elif isinstance(status, Completed):
-                    self._left_fal(job)
-                    await self._completed(job, status)
-                    return
-        except FalError as error:
-            self._metrics.fal_failed("watch", error)
-            self._left_fal(job)
-            await self._fail(job, reasons.reason_for(error), AT_FAL)
+            while True:
+                try:
+                    async for status in self._statuses(handle):
+                        failures = 0
+                        if isinstance(status, Queued):
+                            if status.position != job.fal_queue_position:
+                                await self._store.update_job(
+                                    job.id, fal_queue_position=status.position
+                                )
+                                job = await self._fresh(job)
+                            self._board.report(
+                                job, Progress(Stage.FAL_QUEUE, position=status.position + 1)
+                            )
+                        elif isinstance(status, InProgress):
+                            if started is None:
+                                started = self._clock()
+                                await self._store.transition(
+                                    job.id,
+                                    JobState.RUNNING,
+                                    expected={JobState.SUBMITTED},
+                                    started_at=int(started),
+                                )
+                                job = await self._fresh(job)
+                            if ticker is None:
+                                ticker = asyncio.create_task(self._tick_generating(job, started))
+                        elif isinstance(status, Completed):
+                            self._left_fal(job)
+                            await self._completed(job, status)
+                            return
+                except FalError as error:
+                    self._metrics.fal_failed("watch", error)
+                    failures += 1
+                    pause = self._backoff(failures)
+                    log.warning(
+                        "job %s: watching %s at fal failed (%s); looking again in %.1fs",
+                        job.id,
+                        handle.request_id,
+                        error,
+                        pause,
+                    )
+                    await asyncio.sleep(pause)
         finally:
             self._woken.pop(handle.request_id, None)
             if ticker is not None:
                 ticker.cancel()
+
+    def _backoff(self, failures: int) -> float:
+        pause = self._config.poll_interval * 2 ** min(failures - 1, 16)
+        return float(min(pause, self._config.watch_backoff_max))
 
     def wake(self, request_id: str) -> bool:
         """fal says (by a verified webhook) the request finished: look at once, not at the next
@@ -331,8 +409,7 @@ class JobRunner:
             if fresh.error_code == CANCEL_REQUESTED:
                 await self._fail(fresh, reasons.CANCELLED, AT_FAL, JobState.CANCELLED)
             elif fresh.error_code == GAVE_UP:
-                minutes = max(1, self._config.deadline_seconds // 60)
-                await self._fail(fresh, reasons.deadline_passed(minutes), AT_FAL)
+                await self._fail(fresh, self._deadline_reason(), AT_FAL)
             else:
                 self._metrics.fal_failed("model", status.error_type or "model_error")
                 await self._fail(
@@ -342,16 +419,26 @@ class JobRunner:
         await self._store.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
 
     async def _fetch(self, job: Job) -> None:
+        """Fetch the finished video: from the file already on disk, else from the stored video
+        URL, else from fal's result (a job resumed after a stop uses what it had)."""
         self._board.report(job, Progress(Stage.DELIVERING))
-        handle = self.handle(job)
+        dest = self._config.output_dir / f"{job.id}.mp4"
         try:
-            with self._metrics.fal_call("result"):
-                result = await self._fal.result(handle)
-            await self._store.update_job(job.id, video_url=result.video.url)
-            dest = self._config.output_dir / f"{job.id}.mp4"
-            size = await self._download(job, result.video.url, dest)
+            # The download renames into place only when complete: a file here is whole.
+            size = await asyncio.to_thread(_size_of, dest)
+            if size is None:
+                url = job.video_url
+                if url is None:
+                    with self._metrics.fal_call("result"):
+                        result = await self._fal.result(self.handle(job))
+                    url = result.video.url
+                    await self._store.update_job(job.id, video_url=url)
+                size = await self._download(job, url, dest)
         except (FalError, DownloadError) as error:
-            await self._fail(job, reasons.reason_for(error), {JobState.COMPLETED})
+            # fal finished the run, so it billed it: the member is refunded, the budgets keep it.
+            await self._fail(
+                job, reasons.reason_for(error), {JobState.COMPLETED}, outcome=LedgerKind.WRITE_OFF
+            )
             return
         await self._store.transition(
             job.id,
@@ -385,8 +472,11 @@ class JobRunner:
         assert job.output_path is not None
         self._board.forget(job.id)
         if not await asyncio.to_thread(Path(job.output_path).is_file):
-            # The data folder lost the video (a restart on a new volume): nothing to deliver.
-            await self._fail(job, reasons.VIDEO_LOST, {JobState.DOWNLOADED})
+            # The data folder lost the video (a restart on a new volume): nothing to deliver,
+            # but fal billed it.
+            await self._fail(
+                job, reasons.VIDEO_LOST, {JobState.DOWNLOADED}, outcome=LedgerKind.WRITE_OFF
+            )
             return
         try:
             delivered = await self._messenger.deliver(job, Path(job.output_path), resumed=resumed)
@@ -416,12 +506,19 @@ class JobRunner:
         reason: Reason,
         expected: Collection[JobState],
         to: JobState = JobState.FAILED,
+        *,
+        outcome: LedgerKind = LedgerKind.REFUND,
     ) -> None:
+        """End the job without a video; the member gets the credits back in full.
+
+        `outcome` is REFUND when fal surely never ran (or billed) the job, WRITE_OFF when it may
+        have: then the credits keep counting against the server's and the global budget.
+        """
         moved = await self._store.finish_job(
             job.id,
             to,
             expected=expected,
-            outcome=LedgerKind.REFUND,
+            outcome=outcome,
             note=reason.code,
             error=reason.words,
             error_code=reason.code,
@@ -429,7 +526,7 @@ class JobRunner:
         if not moved:
             return
         self._metrics.job_ended(job.mode, to)
-        log.info("job %s ended %s: %s", job.id, to, reason.code)
+        log.info("job %s ended %s (%s): %s", job.id, to, outcome, reason.code)
         self._board.forget(job.id)
         await self.tell(job, reason.words)
 
@@ -448,14 +545,17 @@ class JobRunner:
         return True
 
     async def _give_up(self, job_id: str) -> None:
+        """The deadline passed: a job not at fal yet ends refunded; one at fal is cancelled
+        there and watched on until fal says how it ended (or the hard deadline)."""
         job = await self._store.get_job(job_id)
-        if job is None or job.terminal:
+        if job is None or job.terminal or job.state in FAL_DONE:
             return
         if job.state in AT_FAL and job.fal_request_id:
             outcome: CancelOutcome | None = None
             try:
                 outcome = await self._fal.cancel(self.handle(job))
             except FalError as error:
+                # fal may still be running it: keep watching, and ask again at the hard deadline.
                 log.warning("cancel of job %s at fal failed: %s", job.id, error)
             if outcome is CancelOutcome.ALREADY_COMPLETED:
                 # fal finished it (and billed for it): fetch and deliver it after all.
@@ -463,19 +563,79 @@ class JobRunner:
                 self._left_fal(job)
                 await self._store.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
                 return
-            if outcome is CancelOutcome.REQUESTED:
-                # fal stops it, or finishes it anyway (and bills): keep watching to find out.
-                await self._store.update_job(job.id, error_code=GAVE_UP)
+            # Requested, failed, or fal does not know it (yet): fal stops it, finishes it
+            # anyway (and bills), or never says; the watch finds out, bounded by the hard
+            # deadline.
+            await self._store.update_job(job.id, error_code=GAVE_UP)
+            return
+        if job.state is JobState.SUBMITTING:
+            # Only a send that ended without recording its answer leaves a job here.
+            await self._fail(
+                job,
+                self._deadline_reason(),
+                {JobState.SUBMITTING},
+                JobState.UNKNOWN,
+                outcome=LedgerKind.WRITE_OFF,
+            )
+            return
+        # Never sent: fal never saw it.
+        await self._fail(job, self._deadline_reason(), {JobState.QUEUED})
+
+    async def _abandon(self, job_id: str) -> None:
+        """The hard deadline passed and fal never said the job ended: ask fal once more to
+        cancel it, then end it. The member is refunded; fal may have billed the run, so it is
+        written off against the budgets."""
+        job = await self._store.get_job(job_id)
+        if job is None or job.terminal or job.state in FAL_DONE:
+            return
+        if job.state in AT_FAL and job.fal_request_id:
+            handle = self.handle(job)
+            # A bot that was down past the hard deadline has not looked yet: look once.
+            try:
+                status: Status | None = await self._fal.status(handle)
+            except FalError as error:
+                log.warning("last status check of job %s at fal failed: %s", job.id, error)
+                status = None
+            if isinstance(status, Completed):
+                self._left_fal(job)
+                await self._completed(job, status)
                 return
-            self._left_fal(job)
-        minutes = max(1, self._config.deadline_seconds // 60)
-        # A submit cut off by the deadline may still have reached fal.
-        to = JobState.UNKNOWN if job.state is JobState.SUBMITTING else JobState.FAILED
-        expected = {JobState.QUEUED, JobState.SUBMITTING, *AT_FAL}
-        await self._fail(job, reasons.deadline_passed(minutes), expected, to)
+            try:
+                outcome = await self._fal.cancel(handle)
+            except FalError as error:
+                log.warning("last cancel of job %s at fal failed: %s", job.id, error)
+            else:
+                if outcome is CancelOutcome.ALREADY_COMPLETED:
+                    self._left_fal(job)
+                    await self._store.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
+                    return
+        log.warning(
+            "job %s: fal never said how %s ended within %ds; written off (fal may bill it)",
+            job.id,
+            job.fal_request_id,
+            self._config.hard_deadline,
+        )
+        self._left_fal(job)
+        await self._fail(
+            job,
+            reasons.fal_no_answer(max(1, self._config.hard_deadline // 60)),
+            {JobState.QUEUED, JobState.SUBMITTING, *AT_FAL},
+            outcome=LedgerKind.WRITE_OFF,
+        )
+
+    def _deadline_reason(self) -> Reason:
+        return reasons.deadline_passed(max(1, self._config.deadline_seconds // 60))
 
     async def _fresh(self, job: Job) -> Job:
         return await self._store.get_job(job.id) or job
+
+
+def _size_of(path: Path) -> int | None:
+    """The size of the file at `path`, or None when there is no such file."""
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
 
 
 async def _until(items: AsyncIterator[T], stop: asyncio.Event) -> AsyncGenerator[T, None]:

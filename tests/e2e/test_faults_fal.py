@@ -49,9 +49,14 @@ async def delivered_once(world: World, interaction: FakeInteraction) -> Job:
 
 
 async def refunded(
-    world: World, interaction: FakeInteraction, says: str, state: JobState = JobState.FAILED
+    world: World,
+    interaction: FakeInteraction,
+    says: str,
+    state: JobState = JobState.FAILED,
+    kind: str = "refund",
 ) -> Job:
-    """The job ended without a video, the member was told why in plain words, and refunded."""
+    """The job ended without a video, the member was told why in plain words, and refunded
+    (kind "write_off" when fal may have billed the run: it still counts against the budgets)."""
     job = await job_of(world, interaction)
     assert job.state is state
     assert job.error is not None
@@ -63,7 +68,7 @@ async def refunded(
     assert len(notes) == 1
     assert notes[0].ephemeral
     assert not [m for m in world.posts() if job_id_of(m) == job.id]
-    assert await ledger_kinds(world, job) == ["reserve", "refund"]
+    assert await ledger_kinds(world, job) == ["reserve", kind]
     return job
 
 
@@ -135,7 +140,9 @@ async def test_a_connection_reset_on_submit_is_never_resent(
 ) -> None:
     world.fal.inject(Fault(kind="submit", reset=True, after_accept=after_accept))
     interaction = await world.command("pika text", {"prompt": "reset while sending"})
-    await refunded(world, interaction, "cannot tell whether fal received it", JobState.UNKNOWN)
+    await refunded(
+        world, interaction, "cannot tell whether fal received it", JobState.UNKNOWN, "write_off"
+    )
     assert world.fal.counts["submit"] == 1
     assert submits_of(world, "reset while sending") == (1 if after_accept else 0)
     await next_job_works(world)
@@ -147,7 +154,9 @@ async def test_a_submit_answered_after_the_read_timeout_is_never_resent(world: W
     )
     world.fal.inject(Fault(kind="submit", delay=1.0, after_accept=True))
     interaction = await world.command("pika text", {"prompt": "slow to answer"})
-    await refunded(world, interaction, "cannot tell whether fal received it", JobState.UNKNOWN)
+    await refunded(
+        world, interaction, "cannot tell whether fal received it", JobState.UNKNOWN, "write_off"
+    )
     assert world.fal.counts["submit"] == 1
     assert submits_of(world, "slow to answer") == 1
     await next_job_works(world)
@@ -230,7 +239,7 @@ async def test_a_result_that_expired_is_refunded_with_the_reason(world: World) -
     await world.fal.wait_for_status(submission.request_id, "IN_PROGRESS")
     world.fal.expire(submission.request_id)
     await world.fal.advance(submission.request_id)
-    await refunded(world, interaction, "results expire")
+    await refunded(world, interaction, "results expire", kind="write_off")
     assert submits_of(world, "too late to fetch") == 1
     await next_job_works(world)
 

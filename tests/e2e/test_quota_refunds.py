@@ -118,7 +118,7 @@ async def test_nobody_cancels_another_members_job(world: World) -> None:
     assert await kinds(world, job_id) == [(LedgerKind.RESERVE, 20)]
 
 
-@pytest.mark.world(fal_concurrency=1, job_deadline_seconds=60)
+@pytest.mark.world(fal_concurrency=1, job_deadline_seconds=60, job_hard_deadline_seconds=600)
 async def test_jobs_past_their_deadline_are_cancelled_and_refunded_unless_fal_finishes(
     world: World,
 ) -> None:
@@ -165,7 +165,7 @@ async def test_a_job_fal_finished_while_the_bot_was_down_past_its_deadline_is_de
     assert len(world.posts()) == 1
 
 
-@pytest.mark.world(job_deadline_seconds=60)
+@pytest.mark.world(job_deadline_seconds=60, job_hard_deadline_seconds=600)
 async def test_a_job_fal_stops_after_its_deadline_is_refunded(world: World) -> None:
     world.fal.default_script = JobScript(hold_in_queue=True)
     job_id = await progress(world, await world.command("pika text", {"prompt": "too slow"}))
