@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -31,6 +31,28 @@ Budget = app_commands.Range[int, 0, 100_000_000]
 Days = app_commands.Range[int, 1, 31]
 Note = app_commands.Range[str, 1, 200]
 Word = app_commands.Range[str, 1, 100]
+
+
+class AllowableChannel(app_commands.Transformer):
+    """The channels videos can be allowed in: text and announcement channels, and forums (a
+    thread, or a forum's post, is allowed where its channel is)."""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.channel
+
+    @property
+    def channel_types(self) -> list[discord.ChannelType]:
+        return [discord.ChannelType.text, discord.ChannelType.news, discord.ChannelType.forum]
+
+    async def transform(
+        self, interaction: discord.Interaction, value: Any, /
+    ) -> app_commands.AppCommandChannel:
+        assert isinstance(value, app_commands.AppCommandChannel)
+        return value
+
+
+Allowable = app_commands.Transform[app_commands.AppCommandChannel, AllowableChannel]
 
 CLEARABLE = ("text_model", "animate_model", "resolution", "audit_channel")
 
@@ -288,9 +310,7 @@ class Admin(commands.Cog):
 
     @channels.command(name="allow", description="Allow videos in a channel (then only listed ones)")
     @app_commands.describe(channel="The channel")
-    async def channels_allow(
-        self, interaction: discord.Interaction, channel: discord.TextChannel
-    ) -> None:
+    async def channels_allow(self, interaction: discord.Interaction, channel: Allowable) -> None:
         guild_id = _guild(interaction)
         if await self.accounts.allow_channel(guild_id, channel.id, actor_id=interaction.user.id):
             settings = await self.accounts.settings(guild_id)
@@ -302,9 +322,7 @@ class Admin(commands.Cog):
 
     @channels.command(name="disallow", description="Take a channel off the allowed list")
     @app_commands.describe(channel="The channel")
-    async def channels_disallow(
-        self, interaction: discord.Interaction, channel: discord.TextChannel
-    ) -> None:
+    async def channels_disallow(self, interaction: discord.Interaction, channel: Allowable) -> None:
         guild_id = _guild(interaction)
         actor = interaction.user.id
         if await self.accounts.disallow_channel(guild_id, channel.id, actor_id=actor):

@@ -83,9 +83,12 @@ def requester_of(interaction: discord.Interaction) -> Requester:
     """Who asked, where, and the interaction's token and upload limit."""
     user = interaction.user
     roles = [role.id for role in user.roles] if isinstance(user, discord.Member) else []
+    channel = interaction.channel
     return Requester(
         guild_id=interaction.guild_id or 0,
+        # A thread's replies and video go into the thread; the allow-list goes by its parent.
         channel_id=interaction.channel_id or 0,
+        parent_channel_id=channel.parent_id if isinstance(channel, discord.Thread) else None,
         user_id=user.id,
         role_ids=roles,
         interaction_id=interaction.id,
@@ -93,6 +96,11 @@ def requester_of(interaction: discord.Interaction) -> Requester:
         token_expires_at=int(interaction.expires_at.timestamp()),
         upload_limit=interaction.filesize_limit,
     )
+
+
+def in_thread(interaction: discord.Interaction) -> bool:
+    """Whether the interaction came from a thread (or a forum post, which is one)."""
+    return isinstance(interaction.channel, discord.Thread)
 
 
 async def read_attachment(bot: PikaBot, option: str, file: discord.Attachment) -> bytes:
@@ -124,7 +132,11 @@ async def launch(
     message_id: int | None = None
     try:
         permissions = interaction.app_permissions
-        missing = missing_permissions(permissions) if interaction.guild_id else []
+        missing = (
+            missing_permissions(permissions, thread=in_thread(interaction))
+            if interaction.guild_id
+            else []
+        )
         message = await interaction.edit_original_response(
             embed=progress_embed(
                 job, Progress(Stage.WAITING, position=accepted.position), missing=missing

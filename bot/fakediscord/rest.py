@@ -20,9 +20,11 @@ from .records import (
 from .world import (
     ATTACH_FILES,
     DM,
+    GUILD_FORUM,
     MANAGE_MESSAGES,
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
+    SEND_MESSAGES_IN_THREADS,
     VIEW_CHANNEL,
     Channel,
     Guild,
@@ -457,7 +459,9 @@ class RestApi:
                 raise ApiError(403, 50007, "Cannot send messages to this user")
         else:
             self._require(channel, VIEW_CHANNEL, missing=missing_access)
-            self._require(channel, SEND_MESSAGES)
+            if channel.type == GUILD_FORUM:
+                raise ApiError(400, 50008, "Cannot send messages in a non-text channel")
+            self._require(channel, SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES)
             if call.files:
                 self._require(channel, ATTACH_FILES)
             if call.body.get("message_reference"):

@@ -78,6 +78,9 @@ TIER_UPLOAD_LIMITS = (10 * MIB, 10 * MIB, 50 * MIB, 100 * MIB)
 
 GUILD_TEXT = 0
 DM = 1
+PUBLIC_THREAD = 11
+GUILD_FORUM = 15
+THREADS = frozenset({10, PUBLIC_THREAD, 12})  # announcement, public and private threads
 
 
 def iso(moment: datetime) -> str:
@@ -179,7 +182,7 @@ class Overwrite:
 
 @dataclass
 class Channel:
-    """A guild text channel or a DM channel."""
+    """A guild text or forum channel, a thread (a forum's posts are threads), or a DM channel."""
 
     id: int
     type: int
@@ -193,6 +196,14 @@ class Channel:
     topic: str | None = None
     attachment_size_limit: int | None = None
     last_message_id: int | None = None
+    parent_id: int | None = None  # a thread's channel (text or forum)
+    owner_id: int | None = None  # who started the thread
+    created_at: datetime | None = None
+
+    @property
+    def is_thread(self) -> bool:
+        """A thread takes its permissions from its parent channel."""
+        return self.type in THREADS
 
     def to_payload(self, recipients: Iterable[User] = ()) -> Payload:
         """The channel object as the API sends it."""
@@ -204,6 +215,29 @@ class Channel:
         }
         if self.type == DM:
             payload["recipients"] = [user.to_payload() for user in recipients]
+            return payload
+        if self.is_thread:
+            created = iso(self.created_at or datetime.now(UTC))
+            payload.update(
+                {
+                    "guild_id": str(self.guild_id),
+                    "name": self.name,
+                    "parent_id": str(self.parent_id),
+                    "owner_id": str(self.owner_id),
+                    "rate_limit_per_user": 0,
+                    "message_count": 0,
+                    "member_count": 1,
+                    "total_message_sent": 0,
+                    "applied_tags": [],
+                    "thread_metadata": {
+                        "archived": False,
+                        "auto_archive_duration": 1440,
+                        "archive_timestamp": created,
+                        "locked": False,
+                        "create_timestamp": created,
+                    },
+                }
+            )
             return payload
         payload.update(
             {
@@ -219,6 +253,16 @@ class Channel:
                 "last_pin_timestamp": None,
             }
         )
+        if self.type == GUILD_FORUM:
+            payload.update(
+                {
+                    "available_tags": [],
+                    "default_reaction_emoji": None,
+                    "default_sort_order": None,
+                    "default_forum_layout": 0,
+                    "default_auto_archive_duration": 1440,
+                }
+            )
         return payload
 
 
@@ -261,6 +305,7 @@ class Guild:
     owner_id: int
     roles: dict[int, Role] = field(default_factory=dict)
     channel_ids: list[int] = field(default_factory=list)
+    thread_ids: list[int] = field(default_factory=list)  # active threads, sent apart
     members: dict[int, Member] = field(default_factory=dict)
     premium_tier: int = 0
     preferred_locale: str = "en-US"
@@ -317,12 +362,12 @@ class World:
         guild.roles[role.id] = role
         return role
 
-    def add_text_channel(self, guild_id: int, name: str) -> Channel:
-        """Create a text channel in a guild."""
+    def add_text_channel(self, guild_id: int, name: str, *, type: int = GUILD_TEXT) -> Channel:
+        """Create a text channel (or, with type=GUILD_FORUM, a forum channel) in a guild."""
         guild = self.guilds[guild_id]
         channel = Channel(
             id=self.snowflakes.next(),
-            type=GUILD_TEXT,
+            type=type,
             name=name,
             guild_id=guild_id,
             position=len(guild.channel_ids),
@@ -330,6 +375,25 @@ class World:
         self.channels[channel.id] = channel
         guild.channel_ids.append(channel.id)
         return channel
+
+    def add_thread(
+        self, parent_id: int, name: str, owner_id: int, *, created_at: datetime
+    ) -> Channel:
+        """Start a public thread in a text channel (in a forum channel: a post)."""
+        parent = self.channels[parent_id]
+        assert parent.guild_id is not None, "threads live in a server's channels"
+        thread = Channel(
+            id=self.snowflakes.next(),
+            type=PUBLIC_THREAD,
+            name=name,
+            guild_id=parent.guild_id,
+            parent_id=parent.id,
+            owner_id=owner_id,
+            created_at=created_at,
+        )
+        self.channels[thread.id] = thread
+        self.guilds[parent.guild_id].thread_ids.append(thread.id)
+        return thread
 
     def add_member(self, guild_id: int, user_id: int, roles: Iterable[int] = ()) -> Member:
         """Make a user a member of a guild with the given roles."""
@@ -367,7 +431,17 @@ class World:
         return permissions
 
     def channel_permissions(self, channel: Channel, user_id: int) -> int:
-        """Permissions in a channel, following Discord's overwrite order and implicit rules."""
+        """Permissions in a channel, following Discord's overwrite order and implicit rules.
+
+        A thread has its parent's permissions, except that Send Messages in Threads takes the
+        place of Send Messages (without it, attaching files and embedding links go too).
+        """
+        if channel.is_thread and channel.parent_id is not None:
+            parent = self.channels[channel.parent_id]
+            return self._permissions(parent, user_id, send=SEND_MESSAGES_IN_THREADS)
+        return self._permissions(channel, user_id, send=SEND_MESSAGES)
+
+    def _permissions(self, channel: Channel, user_id: int, *, send: int) -> int:
         guild = self.guild_of(channel)
         if guild is None:
             return DM_PERMISSIONS
@@ -392,7 +466,7 @@ class World:
             permissions = (permissions & ~own.deny) | own.allow
         if not permissions & VIEW_CHANNEL:
             return 0
-        if not permissions & SEND_MESSAGES:
+        if not permissions & send:
             permissions &= ~_NEEDS_SEND
         return permissions
 
@@ -451,7 +525,11 @@ class World:
             "emojis": [],
             "stickers": [],
             "channels": channels,
-            "threads": [],
+            "threads": [
+                self.channels[tid].to_payload()
+                for tid in guild.thread_ids
+                if not self.channels[tid].deleted
+            ],
             "members": [self.member_payload(guild, uid) for uid in guild.members],
             "member_count": len(guild.members),
             "presences": [],

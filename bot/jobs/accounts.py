@@ -215,7 +215,7 @@ class Accounts:
         glance = await self.store.glance(requester.guild_id, requester.user_id, period=period)
         if glance.blocked:
             raise MemberBlocked(cost=cost)
-        check_channel(glance.settings, requester.channel_id)
+        check_channel(glance.settings, requester.channel_id, parent_id=requester.parent_channel_id)
         check_prompt(glance.settings, texts)
         limit = self.limits.max_jobs_per_member
         unfinished = glance.unfinished + in_intake

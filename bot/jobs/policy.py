@@ -94,10 +94,18 @@ def explain(error: QuotaExceeded, *, resets_at: int) -> QuotaRefused:
     return QuotaRefused(error, resets_at=resets_at)
 
 
-def check_channel(settings: GuildSettings, channel_id: int) -> None:
-    """Refuse a channel the server's admins have not allowed (no list: every channel is)."""
-    if not settings.channel_allowed(channel_id):
-        raise NotAllowedHere(settings.allowed_channels)
+def check_channel(
+    settings: GuildSettings, channel_id: int, *, parent_id: int | None = None
+) -> None:
+    """Refuse a channel the server's admins have not allowed (no list: every channel is).
+
+    A thread (a forum's post is one) is allowed where its parent channel is.
+    """
+    if settings.channel_allowed(channel_id):
+        return
+    if parent_id is not None and settings.channel_allowed(parent_id):
+        return
+    raise NotAllowedHere(settings.allowed_channels)
 
 
 def blocked_word(words: Iterable[str], texts: Iterable[str]) -> str | None:

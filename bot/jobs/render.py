@@ -237,9 +237,18 @@ NEEDED_PERMISSIONS = (
 )
 
 
-def missing_permissions(permissions: discord.Permissions) -> list[str]:
+# In a thread (a forum post is one) Send Messages in Threads takes Send Messages' place.
+NEEDED_IN_THREADS = tuple(
+    ("send_messages_in_threads", "Send Messages in Threads") if attr == "send_messages" else need
+    for need in NEEDED_PERMISSIONS
+    for attr in need[:1]
+)
+
+
+def missing_permissions(permissions: discord.Permissions, *, thread: bool = False) -> list[str]:
     """The permissions the bot needs to post results that these permissions lack, by name."""
-    return [name for attr, name in NEEDED_PERMISSIONS if not getattr(permissions, attr)]
+    needed = NEEDED_IN_THREADS if thread else NEEDED_PERMISSIONS
+    return [name for attr, name in needed if not getattr(permissions, attr)]
 
 
 def result_embed(job: Job, *, link: str | None = None) -> discord.Embed:

@@ -58,13 +58,14 @@ class Requester:
     """Who asks for a job, where, and the interaction it came from (if any)."""
 
     guild_id: int
-    channel_id: int
+    channel_id: int  # where the job's replies and video go (a thread's own id)
     user_id: int
     role_ids: Sequence[int] = ()
     interaction_id: int | None = None
     interaction_token: str | None = field(default=None, repr=False)
     token_expires_at: int | None = None
     upload_limit: int | None = None  # bytes one message may carry there
+    parent_channel_id: int | None = None  # a thread's channel, which the allow-list names
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +274,7 @@ class Jobs:
         cost = self.cost_of(request)
         guild = await self.store.guild_settings(requester.guild_id)
         # Checked here too, not only by the command: buttons start jobs without a command.
-        check_channel(guild, requester.channel_id)
+        check_channel(guild, requester.channel_id, parent_id=requester.parent_channel_id)
         check_prompt(guild, request_texts(request))
         allowance = await self.accounts.allowance(
             requester.guild_id, requester.user_id, requester.role_ids
