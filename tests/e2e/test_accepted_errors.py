@@ -1,4 +1,4 @@
-"""Once a job is accepted, no error says "nothing was charged": it says the job runs, with its id."""
+"""Once a job is accepted, no error says "nothing was charged": it names it and says it runs."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ async def test_a_database_error_after_acceptance_says_the_job_is_accepted(
     job_id = job_id_of(post)
     assert f"Your job `{job_id}` is accepted and will run" in answer
     assert "reference" in answer
-    assert interaction.original is not None and not interaction.original.deleted
+    assert interaction.original is not None
+    assert not interaction.original.deleted
     assert NOTHING_CHARGED not in said(world)
 
 
@@ -103,7 +104,8 @@ async def test_a_failed_fal_cancel_from_the_button_is_deferred_and_says_the_job_
     click = await world.fake.click(world.fake.member, interaction.original, f"pika:cancel:{job_id}")
     response = await world.wait_for(lambda: click.response)
     # Acknowledged before asking fal, whose retries may outlast Discord's 3 seconds.
-    assert response.type == 5 and response.ephemeral
+    assert response.type == 5
+    assert response.ephemeral
     answer = await world.wait_for(lambda: told(click) or None)
     assert f"Your job `{job_id}` is accepted and still running" in answer
     assert NOTHING_CHARGED not in said(world)

@@ -249,7 +249,8 @@ async def test_a_remix_modal_submitted_by_another_member_is_refused(world: World
     stranger = await world.fake.add_member("bob")
     submit = await world.fake.submit_modal(stranger, click, values={"prompt": "bob's idea"})
     response = await answered(world, submit)
-    assert response.type == 4 and response.ephemeral
+    assert response.type == 4
+    assert response.ephemeral
     assert "not your job" in response.data["content"]
     assert len(world.fal.submissions) == 1
     assert world.store is not None

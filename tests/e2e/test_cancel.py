@@ -28,7 +28,8 @@ async def click_cancel(world: World, reply: StoredMessage, user: object = None) 
     answer = await world.wait_for(
         lambda: click.original if click.original and click.original.content else None
     )
-    assert answer.ephemeral and not answer.deleted
+    assert answer.ephemeral
+    assert not answer.deleted
     return str(answer.content)
 
 
