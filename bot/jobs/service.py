@@ -132,12 +132,12 @@ class _UnreachedRefunds:
     async def deliver(self, job: Job, video: Path, *, resumed: bool) -> Delivered:
         delivered = await self._inner.deliver(job, video, resumed=resumed)
         if delivered.path is DeliveryPath.KEPT and self._guild_gone(job.guild_id):
-            # fal may have billed this run: the other refund kind for that belongs here.
+            # fal billed this run: given back to the member, still counted as spent.
             moved = await self._store.finish_job(
                 job.id,
                 JobState.DELIVERED,
                 expected={JobState.DOWNLOADED},
-                outcome=LedgerKind.REFUND,
+                outcome=LedgerKind.WRITE_OFF,
                 note=reasons.LEFT_SERVER.code,
                 delivery_path=DeliveryPath.KEPT,
                 interaction_token=None,
@@ -553,15 +553,16 @@ class Jobs:
                 await self._fal.cancel(self._runner.handle(job))
             except FalError as error:
                 log.warning("cancel of job %s at fal failed: %s", job.id, error)
-        # A job past SUBMITTING may have been billed by fal: the refund kind for a run fal may
-        # have billed belongs here. A job stuck in SUBMITTING may have reached fal: unknown.
+        # A job stuck in SUBMITTING may have reached fal: unknown. Once sent, fal may have
+        # billed it: the member gets the credits back, but they still count as spent.
         to = JobState.UNKNOWN if job.state is JobState.SUBMITTING else JobState.FAILED
+        sent = job.state is not JobState.QUEUED
         reason = reasons.KEPT_FAILING
         moved = await self.store.finish_job(
             job.id,
             to,
             expected={job.state},
-            outcome=LedgerKind.REFUND,
+            outcome=LedgerKind.WRITE_OFF if sent else LedgerKind.REFUND,
             note=reason.code,
             error=reason.words,
             error_code=reason.code,

@@ -16,6 +16,9 @@ from bot.emulator import JobScript
 from bot.store import JobState, LedgerKind
 from tests.e2e.conftest import World, embed_text, job_id_of, png
 
+# What the runner saves fal's video with; a test replaces it with one that fails like a full disk.
+REAL_DOWNLOAD = bot.jobs.runner.download  # type: ignore[attr-defined]
+
 
 def no_pauses(world: World) -> None:
     assert world.bot is not None
@@ -39,10 +42,11 @@ async def test_a_full_disk_once_is_tried_again_and_the_video_delivered_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     no_pauses(world)
-    failing, calls = disk_full(1, bot.jobs.runner.download)
+    failing, calls = disk_full(1, REAL_DOWNLOAD)
     monkeypatch.setattr(bot.jobs.runner, "download", failing)
     await world.command("pika text", {"prompt": "a full disk"})
-    post = await world.wait_for(lambda: (world.posts() or [None])[0])
+    post = await world.wait_for(lambda: next(iter(world.posts()), None))
+    assert post is not None
     job = await world.job(job_id_of(post))
 
     assert len(calls) == 2, "the download failed once, then worked"
@@ -52,11 +56,11 @@ async def test_a_full_disk_once_is_tried_again_and_the_video_delivered_once(
     assert [e.kind for e in await world.ledger()] == [LedgerKind.RESERVE, LedgerKind.SETTLE]
 
 
-async def test_a_job_that_keeps_failing_ends_refunded_with_a_plain_message(
+async def test_a_job_that_keeps_failing_ends_given_back_with_a_plain_message(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     no_pauses(world)
-    failing, calls = disk_full(None, bot.jobs.runner.download)
+    failing, calls = disk_full(None, REAL_DOWNLOAD)
     monkeypatch.setattr(bot.jobs.runner, "download", failing)
     interaction = await world.command("pika text", {"prompt": "never fits"})
     await world.submission()
@@ -66,7 +70,8 @@ async def test_a_job_that_keeps_failing_ends_refunded_with_a_plain_message(
     assert len(calls) == 3, "the first try and two more"
     assert job.state == "failed"
     assert job.error_code == "internal_retries"
-    assert [e.kind for e in await world.ledger()] == [LedgerKind.RESERVE, LedgerKind.REFUND]
+    # fal made (and billed) the video: given back to the member, still counted as spent.
+    assert [e.kind for e in await world.ledger()] == [LedgerKind.RESERVE, LedgerKind.WRITE_OFF]
     assert world.fal.counts["submit"] == 1
     reply = await world.progress_says(interaction, "gave up after several tries")
     assert "not charged" in embed_text(reply)
@@ -92,13 +97,40 @@ async def test_a_broken_input_cache_once_is_tried_again_and_sent_once(
     await world.command(
         "pika animate", {"image": world.attach(png(), "cat.png"), "prompt": "it blinks"}
     )
-    post = await world.wait_for(lambda: (world.posts() or [None])[0])
+    post = await world.wait_for(lambda: next(iter(world.posts()), None))
+    assert post is not None
     job = await world.job(job_id_of(post))
 
     assert len(calls) == 2
     assert job.state == "delivered"
     assert world.fal.counts["submit"] == 1
     assert [e.kind for e in await world.ledger()] == [LedgerKind.RESERVE, LedgerKind.SETTLE]
+
+
+async def test_a_job_that_keeps_failing_before_fal_ends_refunded_and_never_sent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_pauses(world)
+    assert world.bot is not None
+    calls: list[str] = []
+
+    def get(sha256: str) -> bytes | None:
+        calls.append(sha256)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(world.bot.cache, "get", get)
+    interaction = await world.command(
+        "pika animate", {"image": world.attach(png(), "cat.png"), "prompt": "it blinks"}
+    )
+    reply = await world.progress_says(interaction, "gave up after several tries")
+    [accepted] = await world.jobs()
+    job = await world.job(accepted.id)
+
+    assert len(calls) == 3
+    assert job.state == "failed"
+    assert world.fal.counts["submit"] == 0
+    assert [e.kind for e in await world.ledger()] == [LedgerKind.RESERVE, LedgerKind.REFUND]
+    assert "not charged" in embed_text(reply)
 
 
 async def test_a_locked_database_after_fal_accepted_is_never_sent_again(
@@ -123,7 +155,9 @@ async def test_a_locked_database_after_fal_accepted_is_never_sent_again(
     # fal has it, the bot could not record it: never sent again, and flagged as unknown.
     assert world.fal.counts["submit"] == 1
     assert job.state == "unknown"
-    assert [e.kind for e in await world.ledger()] == [LedgerKind.RESERVE, LedgerKind.REFUND]
+    reserve, ending = await world.ledger()
+    assert reserve.kind is LedgerKind.RESERVE
+    assert ending.kind is not LedgerKind.SETTLE, "the member is not charged"
 
 
 async def test_a_job_without_a_task_is_found_by_the_sweep_and_delivered(world: World) -> None:
