@@ -20,6 +20,7 @@ BENCHMARKS = {
     "fit": ("bench.fit", "4. fit-to-limit re-encode and loop lag meanwhile"),
     "scale": ("bench.scale", "5. 1,000 jobs in flight in one process"),
     "quota": ("bench.quota", "6. quota reservations per second on SQLite WAL"),
+    "intake": ("bench.intake", "7. intake memory: 20 members × 10 six-image commands at once"),
 }
 
 

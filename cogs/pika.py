@@ -40,6 +40,7 @@ from bot.pika import (
     PROMPT_MAX,
     SEED_MAX,
     Choice,
+    InputRef,
     Mode,
     PikaRequest,
     build_request,
@@ -225,15 +226,14 @@ class Pika(commands.Cog):
             # 2. Acknowledge well inside Discord's 3 seconds; the reply is public.
             await interaction.response.defer(thinking=True)
             # 3. The files' bytes (a bounded number of commands at once), then the job.
-            refs = {}
+            refs: dict[str, InputRef] = {}
             if given:
                 async with bot.intake.slot():
-                    uploads = [
-                        Upload(name, await read_attachment(bot, name, file))
-                        for name, file in given.items()
-                    ]
-                    refs = await take_inputs(uploads, bot.cache, bot.media_limits)
-                    del uploads
+                    for name, file in given.items():
+                        # One file at a time: checked and cached before the next is read.
+                        upload = Upload(name, await read_attachment(bot, name, file))
+                        refs |= await take_inputs([upload], bot.cache, bot.media_limits)
+                        del upload
             request = build_request(mode, **options, **refs)
             await launch(bot, interaction, request)
 
