@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     discord_cdn_hosts: list[str] = Field(
         default_factory=lambda: ["cdn.discordapp.com", "media.discordapp.net"]
     )
-    # Commands whose files are downloaded and checked at once (each holds up to 6 × 20 MiB).
+    # Commands whose files are downloaded and checked at once (each one file at a time).
     intake_concurrency: int = Field(default=4, ge=1, le=64)
 
     # Money and fairness (PRODUCT.md §3). One credit is one US cent by default.
