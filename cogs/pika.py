@@ -211,7 +211,7 @@ class Pika(commands.Cog):
                 height=file.height,
                 limits=bot.media_limits,
             )
-        # From here until it is a job (or refused) the command counts as one of the member's
+        # From here until its job is reserved the command counts as one of the member's
         # unfinished jobs, so a burst of commands is refused before anything is downloaded.
         with bot.intake.holding(interaction.user.id) as in_intake:
             # Blocks, channels, blocklist, job count and credits at a glance; the reservation
@@ -235,7 +235,9 @@ class Pika(commands.Cog):
                         refs |= await take_inputs([upload], bot.cache, bot.media_limits)
                         del upload
             request = build_request(mode, **options, **refs)
-            await launch(bot, interaction, request)
+        # Not counted twice: the reservation counts the job from here, and re-checks the
+        # limit atomically.
+        await launch(bot, interaction, request)
 
     # -- commands --------------------------------------------------------------------------
 
