@@ -21,6 +21,7 @@ BENCHMARKS = {
     "scale": ("bench.scale", "5. 1,000 jobs in flight in one process"),
     "quota": ("bench.quota", "6. quota reservations per second on SQLite WAL"),
     "intake": ("bench.intake", "7. intake memory: 20 members × 10 six-image commands at once"),
+    "views": ("bench.views", "8. discord.py's view store after 1,000 jobs"),
 }
 
 

@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,20 @@ import httpx
 from discord import app_commands
 
 from bench.stats import LagProbe, Usage
+
+# Figures a mode adds to the window's (PikaBot: what discord.py's view store holds at the end).
+EXTRA: dict[str, Any] = {}
+
+
+def view_store_figures(bot: discord.Client) -> dict[str, int]:
+    """What discord.py keeps for components: views per message, dispatch entries, modals."""
+    store: Any = bot._connection._view_store
+    return {
+        "message_views": len(store._synced_message_views),
+        "dispatch_entries": sum(len(items) for items in store._views.values()),
+        "dynamic_item_classes": len(store._dynamic_items),
+        "modals": len(store._modals),
+    }
 
 
 class MinimalBot(discord.Client):
@@ -59,7 +74,10 @@ async def _run_pikabot(stop: asyncio.Event) -> None:
     token = settings.discord_token.get_secret_value()
     setup_logging(level=settings.log_level, secrets=[token, settings.fal_key.get_secret_value()])
     async with _bot(settings) as bot:
-        await _serve(bot, token, stop)
+        # Read before the bot closes: closing unloads the extensions (and their dynamic items).
+        await _serve(
+            bot, token, stop, before_close=lambda: EXTRA.update(views=view_store_figures(bot))
+        )
 
 
 async def _run_minimal(stop: asyncio.Event) -> None:
@@ -75,11 +93,19 @@ async def _run_minimal(stop: asyncio.Event) -> None:
         await _serve(bot, settings.discord_token.get_secret_value(), stop)
 
 
-async def _serve(bot: discord.Client, token: str, stop: asyncio.Event) -> None:
+async def _serve(
+    bot: discord.Client,
+    token: str,
+    stop: asyncio.Event,
+    *,
+    before_close: Callable[[], None] | None = None,
+) -> None:
     runner = asyncio.create_task(bot.start(token))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({runner, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
+    if before_close is not None:
+        before_close()
     await bot.close()
     await runner
 
@@ -145,6 +171,7 @@ async def _main(mode: str, stats_path: Path) -> None:
             "cpu_s": end.cpu_s - mark.cpu_s,
             "wall_s": end.wall - mark.wall,
             "maxrss_mb": Usage.now().maxrss_mb,
+            **EXTRA,
         }
         # The loop is done with everything else by now: a blocking write is harmless.
         stats_path.write_text(json.dumps(figures))  # noqa: ASYNC240
