@@ -13,7 +13,7 @@ from bot.jobs import CancelResult, Job
 from bot.jobs.followups import continue_request, remix_request, reroll_request
 from bot.jobs.render import JobButton, describe, timestamp
 from bot.pika import PROMPT_MAX
-from cogs.pika import cancel_job, launch
+from cogs.pika import MODAL_TIMEOUT_S, cancel_job, launch
 
 if TYPE_CHECKING:
     from bot.app import PikaBot
@@ -27,7 +27,6 @@ CANCEL_REPLIES = {
     CancelResult.SENDING: "The job is being sent to fal this very second; try again in a moment.",
 }
 NOT_YOURS = "That's not your job: only the member who asked for it can use this button."
-MODAL_TIMEOUT_S = 15 * 60
 # Who besides the requester may use a button: moderators may see details and delete posts.
 MODERATED = frozenset({"details", "delete"})
 

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Seed = app_commands.Range[int, 0, SEED_MAX]
+MODAL_TIMEOUT_S = 15 * 60
 Prompt = app_commands.Range[str, 1, PROMPT_MAX]
 
 
@@ -691,7 +692,8 @@ class AnimateModal(discord.ui.Modal, title="Animate with Pika"):
     )
 
     def __init__(self, cog: Pika, image: discord.Attachment) -> None:
-        super().__init__()
+        # A modal left open is kept by discord.py until it times out: not for ever.
+        super().__init__(timeout=MODAL_TIMEOUT_S)
         self.cog = cog
         self.image = image
 

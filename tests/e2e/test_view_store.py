@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import World, job_id_of
+from tests.e2e.conftest import World, job_id_of, png
 
 JOBS = 5
 
@@ -41,3 +41,22 @@ async def test_jobs_leave_no_view_in_discord_pys_view_store(world: World) -> Non
         "messages with dispatchable items": 0,
         "persistent views": 0,
     }
+
+
+async def test_modals_left_open_are_not_kept_for_ever(world: World) -> None:
+    fake = world.fake
+    message = await fake.post_message(
+        fake.member, fake.channel, "look", attachments=[world.attach(png(), "dog.png")]
+    )
+    opened = await fake.message_command(fake.member, fake.channel, "Animate with Pika", message)
+    await world.wait_for(lambda: opened.modal)
+    await world.command("pika text", {"prompt": "a lighthouse"})
+    post = await world.wait_for(lambda: (world.posts() or [None])[0])
+    remix = await fake.click(fake.member, post, f"pika:remix:{job_id_of(post)}")
+    await world.wait_for(lambda: remix.modal)
+    # Neither modal is submitted: discord.py keeps each until it times out.
+    assert world.bot is not None
+    store: Any = world.bot._connection._view_store
+    timeouts = [modal.timeout for modal in store._modals.values()]
+    assert len(timeouts) == 2
+    assert None not in timeouts
