@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.fal import FalClient
 from bot.health import HealthServer
 from bot.jobs import Jobs, Limits, Refusal
-from bot.jobs.delivery import DiscordMessenger
+from bot.jobs.discord.delivery import DiscordMessenger
 from bot.jobs.intake import Intake, cdn_rules
 from bot.jobs.policy import JobStillRuns
 from bot.jobs.runner import RunnerConfig, download_rules

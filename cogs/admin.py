@@ -10,15 +10,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.jobs import Accounts
-from bot.jobs.statements import (
+from bot.pika import MODEL_CHOICES, RESOLUTIONS, Mode
+from cogs.statements import (
     blocklist_line,
     channels_line,
     limits_embed,
     settings_embed,
     usage_embed,
 )
-from bot.jobs.statements import credits as credit_words
-from bot.pika import MODEL_CHOICES, RESOLUTIONS, Mode
+from cogs.statements import credits as credit_words
 
 if TYPE_CHECKING:
     from bot.app import PikaBot

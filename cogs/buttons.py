@@ -10,8 +10,8 @@ import discord
 from discord.ext import commands
 
 from bot.jobs import CancelResult, Job
+from bot.jobs.discord.render import JobButton, describe, timestamp
 from bot.jobs.followups import continue_request, remix_request, reroll_request
-from bot.jobs.render import JobButton, describe, timestamp
 from bot.pika import PROMPT_MAX
 from cogs.pika import MODAL_TIMEOUT_S, cancel_job, launch
 

@@ -21,16 +21,15 @@ from bot.jobs import (
     precheck_attachment,
     take_inputs,
 )
-from bot.jobs.messenger import Progress, Stage
-from bot.jobs.policy import JobStillRuns
-from bot.jobs.render import (
+from bot.jobs.discord.render import (
     job_embed,
     missing_permissions,
     progress_embed,
     progress_view,
     result_view,
 )
-from bot.jobs.statements import history_embed, quota_embed
+from bot.jobs.messenger import Progress, Stage
+from bot.jobs.policy import JobStillRuns
 from bot.pika import (
     ASPECT_RATIOS,
     DURATIONS,
@@ -49,6 +48,7 @@ from bot.pika import (
     resolution_choices,
 )
 from cogs.admin import AdminsOnly, manages_server
+from cogs.statements import history_embed, quota_embed
 
 if TYPE_CHECKING:
     from bot.app import PikaBot

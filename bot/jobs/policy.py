@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from bot.jobs.render import timestamp
+from bot.jobs.discord.render import timestamp
 from bot.pika import PikaRequest
 from bot.store import GuildSettings, QuotaExceeded, QuotaReason
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot.emulator import JobScript
 from bot.fakediscord.records import FakeInteraction, StoredMessage
-from bot.jobs.delivery import POST_ATTEMPTS
+from bot.jobs.discord.delivery import POST_ATTEMPTS
 from bot.store import DeliveryPath, Job, JobState
 from tests.e2e.conftest import World, decodes, embed_text, job_id_of, png
 

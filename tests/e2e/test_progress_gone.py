@@ -9,7 +9,7 @@ from datetime import timedelta
 import discord
 import pytest
 
-from bot.jobs.delivery import DiscordMessenger
+from bot.jobs.discord.delivery import DiscordMessenger
 from bot.jobs.messenger import Progress, Stage
 from bot.jobs.progress import ProgressBoard
 from bot.store import Job

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import discord
 
-from bot.jobs import render
+from bot.jobs.discord import render
 from bot.jobs.messenger import Delivered, Progress, ProgressGone
 from bot.media import fit_to_limit, fitted_path
 from bot.store import DeliveryPath, Job

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import discord
 
 from bot.jobs.accounts import Quota, ServerLimits, Usage
-from bot.jobs.render import timestamp
+from bot.jobs.discord.render import timestamp
 from bot.pika import DEFAULT_MODEL, MODELS
 from bot.store import DeliveryPath, GuildSettings, Job, JobState
 
