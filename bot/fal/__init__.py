@@ -1,6 +1,6 @@
 """fal's queue protocol over httpx: submit, watch, result, cancel, upload, and their errors."""
 
-from bot.fal.client import DEFAULT_USER_AGENT, FalClient, FalTimeouts, StorageToken, data_uri
+from bot.fal.client import USER_AGENT, FalClient, FalTimeouts, StorageToken, data_uri
 from bot.fal.errors import (
     FalAuthError,
     FalError,
@@ -23,10 +23,11 @@ from bot.fal.models import (
     Status,
     VideoResult,
 )
-from bot.fal.retry import RetryPolicy, parse_retry_after
+from bot.fal.retry import parse_retry_after
+from bot.retry import RetryPolicy
 
 __all__ = [
-    "DEFAULT_USER_AGENT",
+    "USER_AGENT",
     "CancelOutcome",
     "Completed",
     "FalAuthError",

@@ -14,24 +14,15 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 from urllib.parse import urlencode
 
 import httpx
 from pydantic import SecretStr
 
 from bot import __version__
-from bot.fal.errors import (
-    FalAuthError,
-    FalError,
-    FalNotFound,
-    FalPlatformError,
-    FalStartTimeout,
-    FalSubmissionUnknown,
-    FalUnavailable,
-    FalValidationError,
-    FieldError,
-)
+from bot.fal.answers import Call, body_status, error_for, json_of
+from bot.fal.errors import FalAuthError, FalPlatformError, FalSubmissionUnknown, FalUnavailable
 from bot.fal.models import (
     CancelOutcome,
     Completed,
@@ -44,25 +35,21 @@ from bot.fal.models import (
 from bot.fal.retry import (
     REQUEST_ID_HEADER,
     RETRYABLE_STATUSES,
-    RetryPolicy,
-    is_user_start_timeout,
+    retry_after_of,
     should_retry_response,
     should_retry_submit_response,
     submit_never_sent,
 )
 from bot.fal.sse import EventParser
+from bot.retry import Attempt, Attempts, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-DEFAULT_USER_AGENT = f"pikabot/{__version__}"
-Priority = Literal["normal", "low"]
-Call = Literal["submit", "status", "result", "cancel", "token", "upload"]
+USER_AGENT = f"pikabot/{__version__}"
 
 # A storage token is replaced this long before fal says it expires, so an upload never
 # starts with a token that dies mid-transfer.
 TOKEN_REFRESH_MARGIN = 30.0
-# Longest server text quoted back in an error message; fal's details are short, proxies' are not.
-MAX_DETAIL_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -135,7 +122,6 @@ class FalClient:
         http: httpx.AsyncClient | None = None,
         timeouts: FalTimeouts | None = None,
         retry: RetryPolicy | None = None,
-        user_agent: str = DEFAULT_USER_AGENT,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random_fraction: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
@@ -147,7 +133,6 @@ class FalClient:
         self.rest_url = rest_url.rstrip("/")
         self._timeouts = timeouts or FalTimeouts()
         self._retry = retry or RetryPolicy()
-        self._user_agent = user_agent
         self._sleep = sleep
         self._random = random_fraction
         self._clock = clock
@@ -183,7 +168,6 @@ class FalClient:
         body: Mapping[str, Any],
         *,
         start_timeout: float | None = None,
-        priority: Priority | None = None,
         webhook_url: str | None = None,
     ) -> RequestHandle:
         """Put one request in fal's queue and return its handle.
@@ -199,12 +183,8 @@ class FalClient:
             if start_timeout <= 1:
                 raise ValueError("start_timeout must be more than 1 second")
             headers["X-Fal-Request-Timeout"] = f"{start_timeout:g}"
-        if priority is not None:
-            headers["X-Fal-Queue-Priority"] = priority
 
-        attempt = 0
-        while True:
-            attempt += 1
+        async for attempt in self._attempts():
             try:
                 response = await self._http.post(
                     url, json=dict(body), headers=headers, timeout=self._timeouts.queue()
@@ -217,19 +197,19 @@ class FalClient:
                         type(exc).__name__,
                     )
                     raise FalSubmissionUnknown(endpoint_id=endpoint_id) from exc
-                if attempt >= self._retry.max_attempts:
+                if attempt.last:
                     raise FalUnavailable(
                         "fal could not be reached to start the video; nothing was sent."
                     ) from exc
-                await self._pause("submit", attempt, None, exc)
+                self._retrying("submit", attempt, None, exc)
                 continue
-            if should_retry_submit_response(response) and attempt < self._retry.max_attempts:
-                await self._pause("submit", attempt, response, None)
-                continue
-            break
+            # Sent again only when the answer proves fal never took it (see retry.py).
+            if attempt.last or not should_retry_submit_response(response):
+                break
+            self._retrying("submit", attempt, response, None)
 
         if response.status_code != 200:
-            raise self._error_for(response, call="submit", endpoint_id=endpoint_id)
+            raise error_for(response, call="submit", endpoint_id=endpoint_id)
         try:
             data = response.json()
         except ValueError:
@@ -303,8 +283,8 @@ class FalClient:
             params={"logs": "1" if logs else "0"},
         )
         if response.status_code not in (200, 202):
-            raise self._error_for(response, call="status", request_id=handle.request_id)
-        return parse_status(self._json(response, handle.request_id))
+            raise error_for(response, call="status", request_id=handle.request_id)
+        return parse_status(json_of(response, handle.request_id))
 
     async def watch(
         self,
@@ -324,11 +304,8 @@ class FalClient:
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
         if stream:
-            connection = 0
-            while connection <= stream_reconnects:
-                if connection > 0:
-                    await self._sleep(self._retry.backoff(connection, self._random()))
-                connection += 1
+            reconnects = self._retry.with_attempts(stream_reconnects + 1)
+            async for _ in reconnects.attempts(sleep=self._sleep, random_fraction=self._random):
                 try:
                     async with aclosing(self._stream_once(handle)) as events:
                         async for status in events:
@@ -396,8 +373,8 @@ class FalClient:
             "GET", handle.response_url, call="result", request_id=handle.request_id
         )
         if response.status_code != 200:
-            raise self._error_for(response, call="result", request_id=handle.request_id)
-        data = self._json(response, handle.request_id)
+            raise error_for(response, call="result", request_id=handle.request_id)
+        data = json_of(response, handle.request_id)
         video = parse_file(data.get("video")) if isinstance(data, dict) else None
         if video is None:
             raise FalPlatformError(
@@ -421,9 +398,9 @@ class FalClient:
             return CancelOutcome.REQUESTED
         if code == 404:
             return CancelOutcome.NOT_FOUND
-        if code == 400 and _body_status(response) == "ALREADY_COMPLETED":
+        if code == 400 and body_status(response) == "ALREADY_COMPLETED":
             return CancelOutcome.ALREADY_COMPLETED
-        raise self._error_for(response, call="cancel", request_id=handle.request_id)
+        raise error_for(response, call="cancel", request_id=handle.request_id)
 
     # -- storage ---------------------------------------------------------------------------
 
@@ -434,7 +411,7 @@ class FalClient:
             headers = {
                 "Authorization": f"{token.token_type} {token.token}",
                 "Content-Type": content_type,
-                "User-Agent": self._user_agent,
+                "User-Agent": USER_AGENT,
                 "Accept": "application/json",
             }
             if file_name:
@@ -452,8 +429,8 @@ class FalClient:
                 continue
             break
         if response.status_code not in (200, 201):
-            raise self._error_for(response, call="upload")
-        body = self._json(response, None)
+            raise error_for(response, call="upload")
+        body = json_of(response, None)
         access_url = body.get("access_url") if isinstance(body, dict) else None
         if not isinstance(access_url, str):
             raise FalPlatformError(
@@ -495,8 +472,8 @@ class FalClient:
                 json={},
             )
             if response.status_code != 200:
-                raise self._error_for(response, call="token")
-            data = self._json(response, None)
+                raise error_for(response, call="token")
+            data = json_of(response, None)
             try:
                 token = StorageToken(
                     token=str(data["token"]),
@@ -519,7 +496,7 @@ class FalClient:
     def _auth_headers(self) -> dict[str, str]:
         return {
             "Authorization": f"Key {self._key.get_secret_value()}",
-            "User-Agent": self._user_agent,
+            "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
 
@@ -539,9 +516,7 @@ class FalClient:
         Returns the last answer (which may still be an error status for the caller to map);
         raises FalUnavailable when fal could not be reached within the attempts.
         """
-        attempt = 0
-        while True:
-            attempt += 1
+        async for attempt in self._attempts():
             try:
                 response = await self._http.request(
                     method,
@@ -551,121 +526,40 @@ class FalClient:
                     **kwargs,
                 )
             except httpx.RequestError as exc:
-                if attempt >= self._retry.max_attempts:
+                if attempt.last:
                     raise FalUnavailable(
                         "fal could not be reached; the request is still there and can be "
                         "checked again later.",
                         request_id=request_id,
                     ) from exc
-                await self._pause(call, attempt, None, exc)
+                self._retrying(call, attempt, None, exc)
                 continue
-            if should_retry_response(response) and attempt < self._retry.max_attempts:
-                await self._pause(call, attempt, response, None)
-                continue
-            return response
+            if attempt.last or not should_retry_response(response):
+                break
+            self._retrying(call, attempt, response, None)
+        return response
 
-    async def _pause(
+    def _attempts(self) -> Attempts:
+        return self._retry.attempts(sleep=self._sleep, random_fraction=self._random)
+
+    def _retrying(
         self,
         call: Call,
-        attempt: int,
+        attempt: Attempt,
         response: httpx.Response | None,
         exc: Exception | None,
     ) -> None:
-        delay = self._retry.delay_for(attempt, self._random(), response)
+        """Note why the call is tried again; the wait honours the answer's Retry-After."""
+        attempt.retry_after(retry_after_of(response))
         reason = f"HTTP {response.status_code}" if response is not None else type(exc).__name__
         log.info(
             "fal %s failed (%s); retry %d/%d in %.2fs",
             call,
             reason,
-            attempt,
+            attempt.number,
             self._retry.max_attempts - 1,
-            delay,
+            attempt.delay,
         )
-        await self._sleep(delay)
-
-    def _json(self, response: httpx.Response, request_id: str | None) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise FalPlatformError(
-                f"fal sent an unreadable answer (HTTP {response.status_code}).",
-                status=response.status_code,
-                error_type="invalid_response",
-                retryable=False,
-                request_id=request_id,
-            ) from exc
-
-    def _error_for(
-        self,
-        response: httpx.Response,
-        *,
-        call: Call,
-        request_id: str | None = None,
-        endpoint_id: str | None = None,
-    ) -> FalError:
-        """Map an error answer to the one exception type for its failure."""
-        code = response.status_code
-        request_id = request_id or response.headers.get(REQUEST_ID_HEADER)
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = None
-        detail = body.get("detail") if isinstance(body, dict) else None
-        error_type = response.headers.get("x-fal-error-type") or (
-            body.get("error_type") if isinstance(body, dict) else None
-        )
-
-        if code in (401, 403):
-            log.error("fal refused the key (HTTP %d on %s); check FAL_KEY", code, call)
-            return FalAuthError(status=code, request_id=request_id)
-        if is_user_start_timeout(response):
-            return FalStartTimeout(request_id=request_id)
-        if code == 404:
-            if call == "submit":
-                return FalNotFound(what="endpoint", endpoint_id=endpoint_id)
-            return FalNotFound(what="request", request_id=request_id)
-        # A refused input is a 4xx with a detail list, or any 4xx fal did not tag with an error
-        # type; a tagged one (e.g. request_cancelled) is fal's own doing, not the member's input.
-        refused_input = code == 422 or isinstance(detail, list) or not error_type
-        if 400 <= code < 500 and code not in RETRYABLE_STATUSES and refused_input:
-            return _validation_error(code, detail, request_id)
-        # Only fal's own `detail` is quoted; a proxy's HTML error page helps nobody.
-        reason = _short(detail) if isinstance(detail, str) else None
-        what = f"HTTP {code}" + (f", {error_type}" if error_type else "")
-        text = f"fal could not run the video right now ({what})"
-        return FalPlatformError(
-            text + (f": {reason}" if reason else "."),
-            status=code,
-            error_type=str(error_type) if error_type else None,
-            retryable=code in RETRYABLE_STATUSES,
-            request_id=request_id,
-        )
-
-
-def _validation_error(code: int, detail: Any, request_id: str | None) -> FalValidationError:
-    fields: list[FieldError] = []
-    if isinstance(detail, list):
-        for item in detail:
-            if not isinstance(item, dict):
-                continue
-            loc = item.get("loc")
-            fields.append(
-                FieldError(
-                    loc=tuple(p if isinstance(p, int) else str(p) for p in loc)
-                    if isinstance(loc, list | tuple)
-                    else (),
-                    msg=str(item.get("msg") or "invalid value"),
-                    type=str(item.get("type") or "value_error"),
-                )
-            )
-    if fields:
-        parts = [f"{f.field}: {f.msg}" if f.field else f.msg for f in fields]
-        message = "fal refused the input: " + _short("; ".join(parts))
-    elif isinstance(detail, str) and detail.strip():
-        message = "fal refused the input: " + _short(detail)
-    else:
-        message = f"fal refused the input (HTTP {code})."
-    return FalValidationError(message, status=code, fields=fields, request_id=request_id)
 
 
 def _parse_event(data: str, request_id: str) -> Status | None:
@@ -674,15 +568,6 @@ def _parse_event(data: str, request_id: str) -> Status | None:
     except ValueError:
         log.warning("fal status stream for %s sent unreadable data; skipped", request_id)
         return None
-
-
-def _body_status(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    value = body.get("status") if isinstance(body, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def _epoch(value: Any, now: float) -> float:
@@ -707,8 +592,3 @@ def _str_or(value: Any, fallback: str) -> str:
 
 def _pick(url: str, rebuilt: str, allowed: Callable[[str], bool]) -> str:
     return url if allowed(url) else rebuilt
-
-
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…"

@@ -1,8 +1,9 @@
-"""When and how long to wait before trying a call to fal again (backoff, jitter, Retry-After)."""
+"""Which of fal's answers are worth another try, and when a submit may safely be sent again.
+
+How long to wait is the shared RetryPolicy's (bot/retry.py); the Retry-After is read here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -17,37 +18,11 @@ TIMEOUT_TYPE_HEADER = "x-fal-request-timeout-type"
 REQUEST_ID_HEADER = "x-fal-request-id"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff with full jitter, capped; Retry-After wins when given."""
-
-    max_attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 20.0
-    # A server asking for a longer wait than this is obeyed only up to this cap, so one
-    # odd header cannot park a job for an hour.
-    max_retry_after: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
-            raise ValueError("delays must not be negative")
-
-    def backoff(self, retry_number: int, random_fraction: float) -> float:
-        """Delay before retry `retry_number` (1-based): full jitter over a capped exponential."""
-        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (retry_number - 1))
-        return max(0.0, min(1.0, random_fraction)) * ceiling
-
-    def delay_for(
-        self, retry_number: int, random_fraction: float, response: httpx.Response | None
-    ) -> float:
-        """The wait before the next try, honouring the answer's Retry-After when it has one."""
-        if response is not None:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if retry_after is not None:
-                return min(retry_after, self.max_retry_after)
-        return self.backoff(retry_number, random_fraction)
+def retry_after_of(response: httpx.Response | None) -> float | None:
+    """The wait an answer asks for in its Retry-After header; None without a usable one."""
+    if response is None:
+        return None
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

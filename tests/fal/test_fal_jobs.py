@@ -107,16 +107,10 @@ async def test_every_endpoint_streams_to_a_video_that_downloads_as_mp4(
 async def test_submit_sends_user_agent_and_optional_headers(
     fal: FalClient, emu: FalEmulator
 ) -> None:
-    await fal.submit(
-        "fal-ai/pika/v2.5/text-to-video",
-        {"prompt": "waves"},
-        start_timeout=30,
-        priority="low",
-    )
+    await fal.submit("fal-ai/pika/v2.5/text-to-video", {"prompt": "waves"}, start_timeout=30)
     headers = {k.lower(): v for k, v in emu.submissions[-1].headers.items()}
     assert headers["user-agent"].startswith("pikabot/")
     assert headers["x-fal-request-timeout"] == "30"
-    assert headers["x-fal-queue-priority"] == "low"
 
 
 async def test_submit_returns_the_urls_fal_gave(

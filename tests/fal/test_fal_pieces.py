@@ -18,7 +18,7 @@ from bot.fal import (
     parse_retry_after,
 )
 from bot.fal.models import parse_status
-from bot.fal.retry import should_retry_response, should_retry_submit_response
+from bot.fal.retry import retry_after_of, should_retry_response, should_retry_submit_response
 from bot.fal.sse import EventParser
 
 
@@ -82,9 +82,9 @@ def test_retry_after_wins_over_backoff_but_is_capped() -> None:
     policy = RetryPolicy(base_delay=1.0, max_delay=5.0, max_retry_after=30.0)
     request = httpx.Request("GET", "http://127.0.0.1/x")
     answer = httpx.Response(429, headers={"Retry-After": "7"}, request=request)
-    assert policy.delay_for(1, 1.0, answer) == 7.0
+    assert policy.delay(1, 1.0, retry_after_of(answer)) == 7.0
     greedy = httpx.Response(429, headers={"Retry-After": "3600"}, request=request)
-    assert policy.delay_for(1, 1.0, greedy) == 30.0
+    assert policy.delay(1, 1.0, retry_after_of(greedy)) == 30.0
 
 
 def test_parse_retry_after_reads_seconds_and_http_dates() -> None:
