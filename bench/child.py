@@ -66,7 +66,7 @@ async def _run_pikabot(stop: asyncio.Event) -> None:
     # figures are those of what operators run, not of a copy that could drift from it.
     from bot.__main__ import _bot
     from bot.config import load_settings
-    from bot.logs import setup_logging
+    from bot.ops.logs import setup_logging
 
     settings = load_settings()
     assert settings.discord_token is not None

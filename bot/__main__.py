@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.logs import setup_logging
+from bot.ops.logs import setup_logging
 from bot.store.lock import DatabaseInUse, DatabaseLock
 
 if TYPE_CHECKING:
@@ -75,13 +75,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _check(settings: Settings, *, offline: bool) -> int:
-    from bot.check import run_check
+    from bot.ops.check import run_check
 
     return await run_check(settings, offline=offline)
 
 
 def _invite(settings: Settings, client_id: int | None) -> int:
-    from bot.check import client_id_from_token, invite_url
+    from bot.ops.check import client_id_from_token, invite_url
 
     if client_id is None and settings.discord_token is not None:
         client_id = client_id_from_token(settings.discord_token.get_secret_value())
@@ -95,8 +95,8 @@ def _invite(settings: Settings, client_id: int | None) -> int:
 
 
 async def _forget(settings: Settings, guild_id: int, user_id: int) -> int:
+    from bot.jobs.retention import Retention
     from bot.media import InputCache
-    from bot.retention import Retention
     from bot.store import Store
 
     async with await Store.open(settings.database) as store:

@@ -19,18 +19,18 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.fal import FalClient
-from bot.health import HealthServer
 from bot.jobs import Jobs, Limits, Refusal
 from bot.jobs.discord.delivery import DiscordMessenger
 from bot.jobs.intake import Intake, cdn_rules
 from bot.jobs.policy import JobStillRuns
+from bot.jobs.retention import Retention
 from bot.jobs.runner import RunnerConfig, download_rules
 from bot.media import DEFAULT_LIMITS, InputCache
 from bot.media import Limits as MediaLimits
-from bot.metrics import Metrics
-from bot.retention import Retention
+from bot.ops.health import HealthServer
+from bot.ops.metrics import Metrics
+from bot.ops.webhooks import WebhookServer, webhook_server
 from bot.store import Store
-from bot.webhook_server import WebhookServer, webhook_server
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.media import InputCache, fitted_path
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
 from bot.store import ForgottenMember, Store
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from bot.jobs.messenger import Delivered, Messenger, Progress, Stage
 from bot.jobs.progress import ProgressBoard
 from bot.jobs.reasons import Reason
 from bot.media import DownloadError, DownloadFailed, InputCache, download
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
 from bot.pika import InvalidRequest, parse_request, to_fal_body
 from bot.store import DeliveryPath, Job, JobState, LedgerKind, Store
 

@@ -24,9 +24,9 @@ from bot.jobs.progress import ProgressBoard
 from bot.jobs.queue import FairQueue
 from bot.jobs.reasons import Reason
 from bot.jobs.runner import AT_FAL, CANCEL_REQUESTED, JobRunner, RunnerConfig
-from bot.logs import bind_log_context
 from bot.media import InputCache
-from bot.metrics import Metrics
+from bot.ops.logs import bind_log_context
+from bot.ops.metrics import Metrics
 from bot.pika import SEED_MAX, PikaRequest, dump_request, price, revise
 from bot.pika.prices import PriceList
 from bot.store import (
@@ -479,7 +479,7 @@ class Jobs:
         self._signal_ended()
 
     async def _run(self, job: Job, *, resumed: bool) -> None:
-        # Every log line of this job's task carries its ids (bot.logs).
+        # Every log line of this job's task carries its ids (bot.ops.logs).
         bind_log_context(job_id=job.id, guild_id=job.guild_id, user_id=job.user_id)
         failed = False
         try:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from bot.listener import Listener
-from bot.metrics import CONTENT_TYPE
+from bot.ops.listener import Listener
+from bot.ops.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from bot.app import PikaBot

@@ -28,7 +28,7 @@ from bot.fal.webhooks import (
     WebhookVerifier,
     jwks_url,
 )
-from bot.listener import Listener
+from bot.ops.listener import Listener
 
 log = logging.getLogger(__name__)
 

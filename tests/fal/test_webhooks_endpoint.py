@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bot.config import ConfigError, load_settings
 from bot.emulator import FalEmulator, JobScript
 from bot.fal.webhooks import FalWebhookKeys, WebhookEvent, WebhookVerifier, jwks_url
-from bot.webhook_server import WEBHOOK_PATH, WebhookReceiver, WebhookServer
+from bot.ops.webhooks import WEBHOOK_PATH, WebhookReceiver, WebhookServer
 
 from .fal_support import KEY
 from .test_webhooks import REQUEST_ID, JwksServer, delivery, sign

@@ -14,8 +14,8 @@ import pytest
 
 from bot.__main__ import main
 from bot.config import ConfigError, load_settings
+from bot.jobs.retention import Retention, prune_videos
 from bot.media import InputCache
-from bot.retention import Retention, prune_videos
 from bot.store import Job, JobState, LedgerKind, Store
 from tests.store.factories import PERIOD, T0, FakeClock, limits, new_job
 

@@ -13,13 +13,6 @@ import discord
 import pytest
 
 from bot.__main__ import main
-from bot.check import (
-    BOT_PERMISSIONS,
-    bot_permissions,
-    client_id_from_token,
-    invite_url,
-    run_check,
-)
 from bot.config import Settings, load_settings
 from bot.emulator import FalEmulator
 from bot.fakediscord import FakeDiscord
@@ -32,6 +25,13 @@ from bot.fakediscord.world import (
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
     VIEW_CHANNEL,
+)
+from bot.ops.check import (
+    BOT_PERMISSIONS,
+    bot_permissions,
+    client_id_from_token,
+    invite_url,
+    run_check,
 )
 from bot.pika import ENDPOINTS
 from tests.secrets import CHECK

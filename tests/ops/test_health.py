@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from bot.fal import FalAuthError
-from bot.health import HealthServer
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.ops.health import HealthServer
+from bot.ops.metrics import CONTENT_TYPE, Metrics
 from tests.e2e.conftest import World, job_id_of
 from tests.e2e.conftest import world as world  # the end-to-end fixture, used here too
 

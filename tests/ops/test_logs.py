@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import (
+from bot.ops.logs import (
     REDACTED,
     LogFormat,
     Redactor,
