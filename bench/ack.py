@@ -9,7 +9,7 @@ from typing import Any
 from bench.harness import OPEN_BUDGETS, Stage, at_rate, spawn, stage
 from bench.stats import median, ms, percentile, show, verdict
 from bot.emulator import JobScript
-from bot.fakediscord import FakeInteraction
+from bot.sandbox.fakediscord import FakeInteraction
 
 DEADLINE_S = 3.0
 

@@ -14,7 +14,7 @@ import httpx
 from bench.harness import FAL_KEY, OPEN_BUDGETS, TINY_PREVIEW, Stage, spawn, stage
 from bench.stats import median, show, verdict
 from bot.emulator import FalEmulator, JobScript
-from bot.fakediscord import FakeInteraction
+from bot.sandbox.fakediscord import FakeInteraction
 
 ENDPOINT = "fal-ai/pika/v2.5/text-to-video"
 # Requests a client makes; "webhook" and "jwks" count the emulator's own calls, not the client's.

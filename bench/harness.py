@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from bot.emulator import FalEmulator, PreviewSettings
-from bot.fakediscord import Channel, FakeDiscord, FakeInteraction, StoredMessage, User
-from bot.fakediscord.commands import CHAT_INPUT
-from bot.fakediscord.errors import CommandMismatch
+from bot.sandbox.fakediscord import Channel, FakeDiscord, FakeInteraction, StoredMessage, User
+from bot.sandbox.fakediscord.commands import CHAT_INPUT
+from bot.sandbox.fakediscord.errors import CommandMismatch
 
 REPO = Path(__file__).resolve().parent.parent
 DISCORD_TOKEN = "bench-discord-token-Zm9vYmFyLnNlY3JldA"

@@ -10,7 +10,7 @@ from typing import Any
 from bench.harness import OPEN_BUDGETS, at_rate, spawn, stage
 from bench.stats import show, verdict
 from bot.emulator import JobScript
-from bot.fakediscord import FakeInteraction
+from bot.sandbox.fakediscord import FakeInteraction
 
 MiB = 1024 * 1024
 

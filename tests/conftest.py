@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.emulator import FalEmulator
-from bot.fakediscord import FakeDiscord
+from bot.sandbox.fakediscord import FakeDiscord
 from tests.secrets import KNOWN, SHAPES
 from tests.security.scan import LeakScan, MentionCheck, ScanHandler, scan_files
 

@@ -20,9 +20,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from bot.app import PikaBot
 from bot.config import Settings
 from bot.emulator import FalEmulator, JobScript, PreviewSettings
-from bot.fakediscord import FakeDiscord, FakeInteraction, StoredMessage
 from bot.fal import FalClient
 from bot.sandbox import inputs
+from bot.sandbox.fakediscord import FakeDiscord, FakeInteraction, StoredMessage
 from bot.sandbox.inputs import Upload
 from bot.sandbox.transcript import (
     Transcript,

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.fakediscord import MessageVersion, StoredMessage
 from bot.media.limits import format_bytes
+from bot.sandbox.fakediscord import MessageVersion, StoredMessage
 
 _MENTION = re.compile(r"<@!?(\d+)>")
 _CHANNEL = re.compile(r"<#(\d+)>")

@@ -10,9 +10,9 @@ import unicodedata
 import discord
 import pytest
 
-from bot.fakediscord import CommandMismatch
-from bot.fakediscord.records import StoredMessage
 from bot.pika import InvalidRequest, Mode, check_options
+from bot.sandbox.fakediscord import CommandMismatch
+from bot.sandbox.fakediscord.records import StoredMessage
 from tests.corpus.cases import CASES, Case, DiscordRefusal, Refusal, RunsCleaned
 from tests.e2e.conftest import World, embed_text, job_id_of
 

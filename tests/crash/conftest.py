@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import pytest
 
 from bot.emulator import FalEmulator
-from bot.fakediscord import FakeDiscord
-from bot.fakediscord.records import FakeInteraction, StoredMessage
+from bot.sandbox.fakediscord import FakeDiscord
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import Job, JobState, LedgerEntry, Store
 from tests.secrets import CRASH
 

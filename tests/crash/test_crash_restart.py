@@ -6,7 +6,7 @@ from __future__ import annotations
 import discord
 
 from bot.emulator import Fault, JobScript
-from bot.fakediscord.records import FakeInteraction, StoredMessage
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import Job, JobState, LedgerKind
 from tests.crash.conftest import Crash
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.fakediscord import FakeDiscord
+from bot.sandbox.fakediscord import FakeDiscord
 from tests.secrets import HOLD_TOKEN
 
 TOKEN = HOLD_TOKEN

@@ -19,9 +19,9 @@ from PIL import Image, ImageDraw
 from bot.app import PikaBot
 from bot.config import Settings, load_settings
 from bot.emulator import FalEmulator, Submission
-from bot.fakediscord import FakeDiscord, MovableClock
-from bot.fakediscord.records import FakeInteraction, StoredMessage
 from bot.fal import FalClient, FalTimeouts, RetryPolicy
+from bot.sandbox.fakediscord import FakeDiscord, MovableClock
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import Job, LedgerEntry, Store
 from tests.secrets import E2E
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.emulator import Fault, JobScript
-from bot.fakediscord.records import FakeInteraction, StoredMessage
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import LedgerKind
 from tests.e2e.conftest import World, job_id_of
 

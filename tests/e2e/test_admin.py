@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from bot.emulator import JobScript
-from bot.fakediscord import CommandMismatch
-from bot.fakediscord.records import FakeInteraction, StoredMessage
+from bot.sandbox.fakediscord import CommandMismatch
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import LedgerKind
 from tests.e2e.conftest import World, embed_text
 

@@ -7,7 +7,7 @@ from typing import Any
 import discord
 
 from bot.emulator import JobScript
-from bot.fakediscord.records import StoredMessage
+from bot.sandbox.fakediscord.records import StoredMessage
 from tests.e2e.conftest import World, job_id_of, png
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.emulator import JobScript
-from bot.fakediscord.records import FakeInteraction, InteractionResponse, StoredMessage
+from bot.sandbox.fakediscord.records import FakeInteraction, InteractionResponse, StoredMessage
 from bot.store import LedgerKind
 from tests.e2e.conftest import World, embed_text, job_id_of
 

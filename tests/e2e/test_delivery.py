@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from bot.emulator import JobScript
-from bot.fakediscord.records import StoredMessage
+from bot.sandbox.fakediscord.records import StoredMessage
 from tests.e2e.conftest import World, embed_text, job_id_of
 
 

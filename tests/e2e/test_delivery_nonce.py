@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 from bot.emulator import JobScript
-from bot.fakediscord.records import FakeInteraction, StoredMessage
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import DeliveryPath, Job, JobState
 from tests.e2e.conftest import World, decodes, job_id_of
 

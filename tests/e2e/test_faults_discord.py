@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bot.emulator import JobScript
-from bot.fakediscord.records import FakeInteraction, StoredMessage
 from bot.jobs.discord.delivery import POST_ATTEMPTS
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import DeliveryPath, Job, JobState
 from tests.e2e.conftest import World, decodes, embed_text, job_id_of, png
 

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from bot.emulator import Fault, JobScript
-from bot.fakediscord.records import FakeInteraction
 from bot.fal import FalTimeouts
+from bot.sandbox.fakediscord.records import FakeInteraction
 from bot.store import Job, JobState
 from tests.e2e.conftest import World, decodes, embed_text, job_id_of, png
 

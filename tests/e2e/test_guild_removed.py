@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.emulator import JobScript
-from bot.fakediscord.records import StoredMessage
+from bot.sandbox.fakediscord.records import StoredMessage
 from bot.store import LedgerKind
 from tests.e2e.conftest import World
 

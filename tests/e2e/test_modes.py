@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.emulator import Submission
-from bot.fakediscord.records import FakeInteraction, StoredMessage
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from tests.e2e.conftest import World, decodes, fal_output, job_id_of, mp4, png
 
 

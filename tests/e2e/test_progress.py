@@ -8,7 +8,7 @@ from itertools import pairwise
 import pytest
 
 from bot.emulator import JobScript
-from bot.fakediscord.records import MessageVersion, StoredMessage
+from bot.sandbox.fakediscord.records import MessageVersion, StoredMessage
 from tests.e2e.conftest import World
 
 PROGRESS_WORDS = ("Waiting", "Sent to fal", "Generating", "Finished; fetching")

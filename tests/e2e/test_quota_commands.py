@@ -8,7 +8,7 @@ import re
 import pytest
 
 from bot.emulator import JobScript
-from bot.fakediscord.records import FakeInteraction, StoredMessage
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import LedgerKind, next_reset
 from tests.e2e.conftest import World, embed_text
 

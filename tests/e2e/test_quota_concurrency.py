@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from bot.fakediscord.records import FakeInteraction
-from bot.fakediscord.world import User
+from bot.sandbox.fakediscord.records import FakeInteraction
+from bot.sandbox.fakediscord.world import User
 from bot.store import Job, LedgerKind
 from tests.e2e.conftest import World
 

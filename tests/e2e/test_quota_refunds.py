@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.emulator import Fault, JobScript
-from bot.fakediscord.records import FakeInteraction, StoredMessage
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import JobState, LedgerKind
 from tests.e2e.conftest import World, job_id_of
 

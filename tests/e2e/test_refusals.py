@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.fakediscord import CommandMismatch
+from bot.sandbox.fakediscord import CommandMismatch
 from tests.e2e.conftest import World, mp4, png
 
 MiB = 1024 * 1024

@@ -6,8 +6,8 @@ from typing import Any
 
 import discord
 
-from bot.fakediscord import Channel
-from bot.fakediscord.records import FakeInteraction, StoredMessage
+from bot.sandbox.fakediscord import Channel
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from tests.e2e.conftest import World, embed_text, job_id_of
 
 

@@ -12,7 +12,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from bot.fakediscord import FakeDiscord, MovableClock
+from bot.sandbox.fakediscord import FakeDiscord, MovableClock
 from tests.secrets import FAKE_DISCORD_TOKEN
 
 TOKEN = FAKE_DISCORD_TOKEN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.fakediscord import CommandMismatch, FakeDiscord, FakeDiscordError
+from bot.sandbox.fakediscord import CommandMismatch, FakeDiscord, FakeDiscordError
 
 from .conftest import DemoBot
 

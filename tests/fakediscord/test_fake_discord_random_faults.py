@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.fakediscord import FakeDiscord, RandomFault
+from bot.sandbox.fakediscord import FakeDiscord, RandomFault
 
 
 async def answers(fake: FakeDiscord, method: str, path: str, count: int) -> list[int]:

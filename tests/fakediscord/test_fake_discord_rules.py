@@ -12,8 +12,8 @@ import pytest
 from discord.ext import commands
 from discord.http import Route
 
-from bot.fakediscord import FakeDiscord, MovableClock, ValidationFailed
-from bot.fakediscord.world import ATTACH_FILES
+from bot.sandbox.fakediscord import FakeDiscord, MovableClock, ValidationFailed
+from bot.sandbox.fakediscord.world import ATTACH_FILES
 
 from .conftest import TOKEN, DemoBot
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.fakediscord import Pings
-from bot.fakediscord.openapi import find_spec, validator_for
-from bot.fakediscord.world import (
+from bot.sandbox.fakediscord import Pings
+from bot.sandbox.fakediscord.openapi import find_spec, validator_for
+from bot.sandbox.fakediscord.world import (
     ADMINISTRATOR,
     ALL_PERMISSIONS,
     ATTACH_FILES,

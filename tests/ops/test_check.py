@@ -15,8 +15,16 @@ import pytest
 from bot.__main__ import main
 from bot.config import Settings, load_settings
 from bot.emulator import FalEmulator
-from bot.fakediscord import FakeDiscord
-from bot.fakediscord.world import (
+from bot.ops.check import (
+    BOT_PERMISSIONS,
+    bot_permissions,
+    client_id_from_token,
+    invite_url,
+    run_check,
+)
+from bot.pika import ENDPOINTS
+from bot.sandbox.fakediscord import FakeDiscord
+from bot.sandbox.fakediscord.world import (
     ATTACH_FILES,
     BOT_ROLE_DEFAULT,
     EMBED_LINKS,
@@ -26,14 +34,6 @@ from bot.fakediscord.world import (
     SEND_MESSAGES_IN_THREADS,
     VIEW_CHANNEL,
 )
-from bot.ops.check import (
-    BOT_PERMISSIONS,
-    bot_permissions,
-    client_id_from_token,
-    invite_url,
-    run_check,
-)
-from bot.pika import ENDPOINTS
 from tests.secrets import CHECK
 
 DISCORD_TOKEN, FAL_KEY = CHECK

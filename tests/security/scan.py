@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.emulator import FalEmulator
-from bot.fakediscord import FakeDiscord
-from bot.fakediscord.records import RecordedRequest
+from bot.sandbox.fakediscord import FakeDiscord
+from bot.sandbox.fakediscord.records import RecordedRequest
 
 _EXCERPT = 60
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bot.emulator import FalEmulator
-from bot.fakediscord import FakeDiscord
+from bot.sandbox.fakediscord import FakeDiscord
 from tests.secrets import SHAPES
 from tests.security.scan import LeakScan, MentionCheck, ScanHandler, scan_files
 

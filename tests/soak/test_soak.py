@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from bot.emulator import Fault, JobScript, PreviewSettings
-from bot.fakediscord import RandomFault, User
-from bot.fakediscord.records import FakeInteraction, StoredMessage
 from bot.fal import FalTimeouts
+from bot.sandbox.fakediscord import RandomFault, User
+from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import DeliveryPath, Job, JobState, LedgerKind
 from tests.e2e.conftest import World, job_id_of, png
 

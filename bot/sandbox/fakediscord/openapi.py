@@ -18,7 +18,7 @@ from typing import Any
 
 SPEC_ENV = "DISCORD_OPENAPI_SPEC"
 _SPEC_URI = "urn:discord-openapi"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 # Where a spec is looked for when validation is asked for without a path: Discord's official
 # description, kept (MIT) in the shared folder beside a checkout of the project.
 SPEC_CANDIDATES = (
