@@ -28,19 +28,12 @@ from bot.fal import (
     FalValidationError,
     RetryPolicy,
 )
+from bot.ops.permissions import NEEDED
 from bot.pika import ENDPOINTS, price_table
 from bot.store import Store, StoreError
 
-# What the bot needs in a channel (DISCORD.md "Permissions the bot needs in a channel"):
-# discord.py attribute, and the name Discord's settings show.
-BOT_PERMISSIONS: tuple[tuple[str, str], ...] = (
-    ("view_channel", "View Channel"),
-    ("send_messages", "Send Messages"),
-    ("send_messages_in_threads", "Send Messages in Threads"),
-    ("embed_links", "Embed Links"),
-    ("attach_files", "Attach Files"),
-    ("read_message_history", "Read Message History"),
-)
+# The invite asks for, and `check` wants in every server, what the bot needs in any channel.
+BOT_PERMISSIONS = NEEDED
 INVITE_SCOPES = ("bot", "applications.commands")
 GUILDS_PAGE = 200
 

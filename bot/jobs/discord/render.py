@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import discord
 
 from bot.jobs.messenger import Progress, Stage
+from bot.ops.permissions import IN_CHANNEL, IN_THREAD
 from bot.pika import ENDPOINTS_BY_ID, Mode
 from bot.store import DeliveryPath, Job, JobState
 
@@ -228,26 +229,9 @@ def result_view(job: Job) -> discord.ui.View:
     return view
 
 
-NEEDED_PERMISSIONS = (
-    ("view_channel", "View Channel"),
-    ("send_messages", "Send Messages"),
-    ("attach_files", "Attach Files"),
-    ("embed_links", "Embed Links"),
-    ("read_message_history", "Read Message History"),
-)
-
-
-# In a thread (a forum post is one) Send Messages in Threads takes Send Messages' place.
-NEEDED_IN_THREADS = tuple(
-    ("send_messages_in_threads", "Send Messages in Threads") if attr == "send_messages" else need
-    for need in NEEDED_PERMISSIONS
-    for attr in need[:1]
-)
-
-
 def missing_permissions(permissions: discord.Permissions, *, thread: bool = False) -> list[str]:
     """The permissions the bot needs to post results that these permissions lack, by name."""
-    needed = NEEDED_IN_THREADS if thread else NEEDED_PERMISSIONS
+    needed = IN_THREAD if thread else IN_CHANNEL
     return [name for attr, name in needed if not getattr(permissions, attr)]
 
 
