@@ -119,7 +119,7 @@ async def stage(
     """
     with tempfile.TemporaryDirectory(prefix="pikabot-bench-") as tmp:
         async with (
-            FakeDiscord(validate=False, token=DISCORD_TOKEN, max_records=max_records) as fake,
+            FakeDiscord(token=DISCORD_TOKEN, max_records=max_records) as fake,
             FalEmulator(key=FAL_KEY, preview=preview, data_dir=Path(tmp)) as fal,
         ):
             people = [fake.member]

@@ -14,6 +14,7 @@ from bot.__main__ import main as cli
 from bot.emulator import JobScript
 from bot.sandbox import SMALL, SandboxFailed, run_sandbox
 from bot.sandbox import run as sandbox_run
+from tests.fakediscord.openapi import discord_body_check
 
 MODES = {
     "text": "/pika text",
@@ -47,7 +48,7 @@ async def test_every_mode_and_every_button_gives_a_real_video_and_a_transcript(
 ) -> None:
     out = tmp_path / "sandbox-out"
     said: list[str] = []
-    report = await run_sandbox(out, sizes=SMALL, say=said.append)
+    report = await run_sandbox(out, sizes=SMALL, say=said.append, check_body=discord_body_check())
 
     assert [s.slug for s in report.steps] == [
         *MODES,

@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.emulator import FalEmulator, JobScript, PreviewSettings
 from bot.fal import FalClient
 from bot.sandbox import inputs
-from bot.sandbox.fakediscord import FakeDiscord, FakeInteraction, StoredMessage
+from bot.sandbox.fakediscord import BodyCheck, FakeDiscord, FakeInteraction, StoredMessage
 from bot.sandbox.inputs import Upload
 from bot.sandbox.transcript import (
     Transcript,
@@ -471,11 +471,13 @@ async def run_sandbox(
     sizes: SandboxSizes = FULL,
     say: Callable[[str], None] = print,
     fal_script: JobScript | None = None,
+    check_body: BodyCheck | None = None,
 ) -> SandboxReport:
     """Play one job of every mode (and Re-roll, Remix, Continue) through the real bot against a
     fake Discord and the fal emulator; write the videos and transcript.md into `out`.
 
-    `fal_script` replaces how every emulated fal job behaves (tests make jobs fail with it).
+    `fal_script` replaces how every emulated fal job behaves (tests make jobs fail with it);
+    `check_body` checks every request body the bot sends (tests pass Discord's OpenAPI check).
     Raises SandboxFailed when a step ends without a video (the transcript is written anyway).
     """
     _prepare(out)
@@ -484,7 +486,7 @@ async def run_sandbox(
     fal_key = "sandbox-" + secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="pikabot-sandbox-") as state:
         async with (
-            FakeDiscord(validate="auto", token=discord_token) as fake,
+            FakeDiscord(check_body=check_body, token=discord_token) as fake,
             FalEmulator(key=None, preview=sizes.preview) as fal,
         ):
             fal.default_script = fal_script or JobScript(

@@ -19,6 +19,7 @@ from bot.emulator import FalEmulator
 from bot.sandbox.fakediscord import FakeDiscord
 from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import Job, JobState, LedgerEntry, Store
+from tests.fakediscord.openapi import discord_body_check
 from tests.secrets import CRASH
 
 DISCORD_TOKEN, FAL_KEY = CRASH
@@ -284,7 +285,7 @@ def is_state(state: JobState) -> Callable[[Job], bool]:
 async def crash(tmp_path: Path) -> AsyncIterator[Crash]:
     watched: Watched = Watched()
     async with (
-        FakeDiscord(validate=True, token=DISCORD_TOKEN) as fake,
+        FakeDiscord(check_body=discord_body_check(), token=DISCORD_TOKEN) as fake,
         FalEmulator(key=FAL_KEY) as fal,
     ):
         fal.counts = _Counts(watched)  # type: ignore[assignment]

@@ -27,7 +27,7 @@ def contents(fake: FakeDiscord) -> list[str]:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(validate=False, token=TOKEN) as fake:
+    async with FakeDiscord(token=TOKEN) as fake:
         yield fake
 
 

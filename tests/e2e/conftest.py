@@ -23,6 +23,7 @@ from bot.fal import FalClient, FalTimeouts, RetryPolicy
 from bot.sandbox.fakediscord import FakeDiscord, MovableClock
 from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.store import Job, LedgerEntry, Store
+from tests.fakediscord.openapi import discord_body_check
 from tests.secrets import E2E
 
 DISCORD_TOKEN, FAL_KEY = E2E
@@ -304,7 +305,7 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     overrides: dict[str, Any] = dict(marker.kwargs) if marker else {}
     clock = MovableClock()
     async with (
-        FakeDiscord(validate=True, clock=clock, token=DISCORD_TOKEN) as fake,
+        FakeDiscord(check_body=discord_body_check(), clock=clock, token=DISCORD_TOKEN) as fake,
         FalEmulator(key=FAL_KEY) as fal,
     ):
         fal.submissions = _Submissions()

@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.sandbox.fakediscord import FakeDiscord, MovableClock
+from tests.fakediscord.openapi import discord_body_check
 from tests.secrets import FAKE_DISCORD_TOKEN
 
 TOKEN = FAKE_DISCORD_TOKEN
@@ -134,7 +135,7 @@ def clock() -> MovableClock:
 
 @pytest.fixture
 async def fake(clock: MovableClock) -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(validate=True, clock=clock, token=TOKEN) as fake:
+    async with FakeDiscord(check_body=discord_body_check(), clock=clock, token=TOKEN) as fake:
         with fake.patch_discord_py():
             yield fake
     # Every body the bot sent in any test must match Discord's OpenAPI schema.

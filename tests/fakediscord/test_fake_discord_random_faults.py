@@ -18,7 +18,7 @@ async def answers(fake: FakeDiscord, method: str, path: str, count: int) -> list
 
 
 async def test_random_faults_hit_about_the_rate_and_replay_with_the_seed() -> None:
-    async with FakeDiscord(validate=False) as fake:
+    async with FakeDiscord() as fake:
         runs = []
         for _ in range(2):
             fake.fail_randomly(0.3, [RandomFault("GET", "/gateway", 503)], seed=3)
@@ -29,7 +29,7 @@ async def test_random_faults_hit_about_the_rate_and_replay_with_the_seed() -> No
 
 
 async def test_random_faults_only_match_their_route_and_fail_next_comes_first() -> None:
-    async with FakeDiscord(validate=False) as fake:
+    async with FakeDiscord() as fake:
         fake.fail_randomly(1.0, [RandomFault("POST", "/gateway", 500)], seed=1)
         fake.fail_next("GET", "/gateway", 429, retry_after=0.5)
         assert await answers(fake, "GET", "/gateway", 2) == [429, 200]
@@ -37,6 +37,6 @@ async def test_random_faults_only_match_their_route_and_fail_next_comes_first() 
 
 
 async def test_a_rate_outside_zero_to_one_is_refused() -> None:
-    async with FakeDiscord(validate=False) as fake:
+    async with FakeDiscord() as fake:
         with pytest.raises(ValueError, match="rate"):
             fake.fail_randomly(-0.1, [], seed=0)

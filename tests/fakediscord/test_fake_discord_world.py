@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.sandbox.fakediscord import Pings
-from bot.sandbox.fakediscord.openapi import find_spec, validator_for
 from bot.sandbox.fakediscord.world import (
     ADMINISTRATOR,
     ALL_PERMISSIONS,
@@ -19,6 +18,7 @@ from bot.sandbox.fakediscord.world import (
     Snowflakes,
     World,
 )
+from tests.fakediscord.openapi import find_spec, validator_for
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ class Fakes:
 @pytest.fixture
 async def fakes(tmp_path: Path) -> AsyncIterator[Fakes]:
     async with (
-        FakeDiscord(validate=False, token=DISCORD_TOKEN) as fake,
+        FakeDiscord(token=DISCORD_TOKEN) as fake,
         FalEmulator(key=FAL_KEY) as fal,
     ):
         yield Fakes(fake, fal, tmp_path)

@@ -61,7 +61,7 @@ def test_a_sandbox_secret_is_found_by_its_shape() -> None:
 async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
     # This fake carries planted problems: keep it away from the session's own checks.
     monkeypatch.setattr(FakeDiscord, "on_close", [])
-    async with FakeDiscord(validate=False, token=PLANTED) as fake:
+    async with FakeDiscord(token=PLANTED) as fake:
         yield fake
 
 

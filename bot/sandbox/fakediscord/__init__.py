@@ -2,7 +2,7 @@
 
 from .clock import MovableClock
 from .errors import ApiError, CommandMismatch, FakeDiscordError, NoBotConnected, ValidationFailed
-from .fake import FakeDiscord, Hold, RandomFault
+from .fake import BodyCheck, FakeDiscord, Hold, RandomFault
 from .gateway import GatewayFrame, GatewaySession
 from .records import (
     FakeInteraction,
@@ -18,6 +18,7 @@ from .world import Channel, Guild, Role, User
 
 __all__ = [
     "ApiError",
+    "BodyCheck",
     "Channel",
     "CommandMismatch",
     "FakeDiscord",

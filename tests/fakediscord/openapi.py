@@ -1,4 +1,8 @@
-"""Checks request bodies against Discord's OpenAPI description (jsonschema imported lazily).
+"""Checks request bodies against Discord's OpenAPI description: the fake Discord's body check.
+
+A test concern: the tests hand `discord_body_check()` to every FakeDiscord they validate with,
+and jsonschema is a dev dependency; the fake itself (and so the sandbox) needs neither it nor
+the spec file, which is looked for beside this checkout.
 
 The spec has no `additionalProperties: false`, so unknown keys pass; it catches wrong types and
 shapes. One deliberate deviation: `SnowflakeType` also accepts non-negative integers, because
@@ -12,13 +16,14 @@ import functools
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 SPEC_ENV = "DISCORD_OPENAPI_SPEC"
 _SPEC_URI = "urn:discord-openapi"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where a spec is looked for when validation is asked for without a path: Discord's official
 # description, kept (MIT) in the shared folder beside a checkout of the project.
 SPEC_CANDIDATES = (
@@ -40,15 +45,6 @@ def find_spec() -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def jsonschema_available() -> bool:
-    """Whether the (dev-only) jsonschema package can be imported."""
-    try:
-        import jsonschema  # type: ignore[import-untyped, unused-ignore]  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -169,3 +165,11 @@ def _operations(document: dict[str, Any]) -> tuple[_Operation, ...]:
 def validator_for(path: str) -> OpenApiValidator:
     """One shared validator (and its compiled schemas) per spec file, so tests pay the cost once."""
     return OpenApiValidator(Path(path))
+
+
+def discord_body_check() -> Callable[[str, str, Any], list[str]]:
+    """The check FakeDiscord(check_body=...) takes: found spec, or SpecNotFoundError."""
+    spec = find_spec()
+    if spec is None or not spec.is_file():
+        raise SpecNotFoundError(f"validation asked for but no openapi.json found (set ${SPEC_ENV})")
+    return validator_for(str(spec)).validate
