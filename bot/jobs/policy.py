@@ -1,17 +1,65 @@
-"""A server's rules for new jobs (allowed channels, prompt blocklist) and refusals that say when
-credits come back."""
+"""A server's rules for new jobs (allowed channels, prompt blocklist), who may act on a job, and
+refusals that say when credits come back."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 
 from bot.jobs.discord.render import timestamp
 from bot.pika import PikaRequest
-from bot.store import GuildSettings, QuotaExceeded, QuotaReason
+from bot.store import GuildSettings, Job, QuotaExceeded, QuotaReason
 
 # The options and request fields whose text a member wrote, so the blocklist applies to them.
 TEXT_FIELDS = ("prompt", "negative_prompt", "prompts", "region")
+
+
+class Action(StrEnum):
+    """What a member may ask of a job: its buttons' actions (the values are their custom_ids'),
+    /pika job (DETAILS) and /pika cancel (CANCEL)."""
+
+    DETAILS = "details"
+    DELETE = "delete"
+    CANCEL = "cancel"
+    REROLL = "reroll"
+    REMIX = "remix"
+    CONTINUE = "continue"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """Who asks, from which server (None: a direct message), and the two permissions jobs care
+    about there (Administrator grants both)."""
+
+    user_id: int
+    guild_id: int | None
+    manage_messages: bool = False
+    manage_server: bool = False
+
+
+# What others than its requester may do with a job, in the job's own server (README: "Who may
+# act on a job"). Re-roll, Remix and Continue start a job from the requester's files: theirs only.
+BY_MANAGE_MESSAGES = frozenset({Action.DETAILS, Action.DELETE})
+BY_MANAGE_SERVER = frozenset({Action.DETAILS, Action.CANCEL})
+
+
+def may_act_on(job: Job, member: Member, action: Action) -> bool:
+    """The one rule for who may act on a job.
+
+    Its requester may do anything with it, from its server or from a direct message (a video
+    sent by DM has its buttons); moderators only in its server. From another server, nobody.
+    """
+    if member.guild_id is not None and member.guild_id != job.guild_id:
+        return False
+    if member.user_id == job.user_id:
+        return True
+    if member.guild_id is None:
+        return False
+    return (member.manage_messages and action in BY_MANAGE_MESSAGES) or (
+        member.manage_server and action in BY_MANAGE_SERVER
+    )
 
 
 class NotAllowedHere(Exception):
