@@ -23,8 +23,7 @@ from bot.fal.models import (
     Status,
     VideoResult,
 )
-from bot.fal.retry import parse_retry_after
-from bot.retry import RetryPolicy
+from bot.retry import RetryPolicy, parse_retry_after
 
 __all__ = [
     "USER_AGENT",

@@ -4,10 +4,9 @@ How long to wait is the shared RetryPolicy's (bot/retry.py); the Retry-After is 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-
 import httpx
+
+from bot.retry import parse_retry_after
 
 # Answers worth retrying for calls that are safe to repeat (status, result, cancel, upload).
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -23,28 +22,6 @@ def retry_after_of(response: httpx.Response | None) -> float | None:
     if response is None:
         return None
     return parse_retry_after(response.headers.get("retry-after"))
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if unusable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if seconds == seconds else None  # NaN is not a delay
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def is_user_start_timeout(response: httpx.Response) -> bool:

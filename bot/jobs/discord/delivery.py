@@ -15,6 +15,7 @@ import discord
 from bot.jobs.discord import render
 from bot.jobs.messenger import Delivered, Progress, ProgressGone
 from bot.media import fit_to_limit, fitted_path
+from bot.retry import RetryPolicy, parse_retry_after
 from bot.store import DeliveryPath, Job
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ HISTORY_SCAN = 2000
 # A post that Discord failed with a 5xx or a 429 it would not let discord.py wait out is tried
 # this many times in all (after a look for an earlier success), then the video goes by DM.
 POST_ATTEMPTS = 3
+# One second, then two; a Retry-After from Discord is obeyed up to ten seconds.
+POST_RETRY = RetryPolicy(
+    max_attempts=POST_ATTEMPTS, base_delay=1.0, jitter=False, max_retry_after=10.0
+)
 UNKNOWN_CHANNEL = 10003  # Discord's JSON error code for a channel that does not exist (any more)
 
 
@@ -62,12 +67,12 @@ class DiscordMessenger:
         *,
         default_upload_limit: int,
         clock: Callable[[], float] = time.time,
-        retry_delay: float = 1.0,
+        retry: RetryPolicy = POST_RETRY,
     ) -> None:
         self._client = client
         self._default_upload_limit = default_upload_limit
         self._clock = clock
-        self._retry_delay = retry_delay
+        self._retry = retry
         # Tokens Discord called invalid before their time (401): never used again.
         self._dead_tokens: set[str] = set()
 
@@ -245,9 +250,12 @@ class DiscordMessenger:
         content = render.result_content(job)
         embed = render.result_embed(job)
         mentions = render.requester_only(job.user_id)
-        attempt = 0
-        while True:
-            attempt += 1
+        async for attempt in self._retry.attempts():
+            if attempt.number > 1:
+                # A 5xx may come after Discord posted it: never post the video twice.
+                earlier = await self._find_delivery(job)
+                if earlier is not None:
+                    return earlier
             try:
                 message = await self._channel(job).send(
                     content,
@@ -265,15 +273,14 @@ class DiscordMessenger:
                 return await self._dm_or_keep(job, upload, reason=str(error))
             except discord.HTTPException as error:
                 transient = error.status >= 500 or error.status == 429
-                if not transient or attempt >= POST_ATTEMPTS:
+                if not transient or attempt.last:
                     log.warning("job %s: the video was not posted (%s); trying a DM", job.id, error)
                     return await self._dm_or_keep(job, upload, reason=str(error))
+                if error.status == 429:
+                    headers = getattr(error.response, "headers", None) or {}
+                    attempt.retry_after(parse_retry_after(headers.get("Retry-After")))
                 log.info("job %s: posting failed (%s); trying again", job.id, error)
-                await asyncio.sleep(self._retry_delay * attempt)
-                # A 5xx may come after Discord posted it: never post the video twice.
-                earlier = await self._find_delivery(job)
-                if earlier is not None:
-                    return earlier
+        raise AssertionError("a retry policy makes at least one attempt")
 
     async def _dm_or_keep(self, job: Job, upload: Path | None, *, reason: str) -> Delivered:
         try:
