@@ -34,6 +34,7 @@ from bot.jobs.reasons import Reason
 from bot.media import DownloadError, DownloadFailed, InputCache, download
 from bot.ops.metrics import Metrics
 from bot.pika import InvalidRequest, parse_request, to_fal_body
+from bot.retry import RetryPolicy
 from bot.store import DeliveryPath, Job, JobState, LedgerKind, Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ CANCEL_REQUESTED = "cancel_requested"
 # (a running job may finish and bill), the video is delivered; if fal stops it, it is refunded.
 GAVE_UP = "deadline_cancel"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+# Four tries in all, 0.25 s, 0.5 s and 1 s apart.
+DOWNLOAD_RETRY = RetryPolicy(max_attempts=4, base_delay=0.25, jitter=False)
 
 T = TypeVar("T")
 
@@ -74,9 +78,8 @@ class RunnerConfig:
     # After a failed status check or cancel, wait poll_interval x 2^(n-1), at most this long.
     watch_backoff_max: float = 60.0
     # fal's CDN drops a connection now and then: a failed download of a finished (and billed)
-    # video is tried again this many times in all, waiting retry_delay x the try number between.
-    download_attempts: int = 4
-    download_retry_delay: float = 0.25
+    # video is tried again as this policy says.
+    download_retry: RetryPolicy = DOWNLOAD_RETRY
 
     @property
     def hard_deadline(self) -> int:
@@ -450,9 +453,7 @@ class JobRunner:
 
     async def _download(self, job: Job, url: str, dest: Path) -> int:
         """Download the video, trying again after network trouble (never after a refusal)."""
-        attempt = 0
-        while True:
-            attempt += 1
+        async for attempt in self._config.download_retry.attempts():
             try:
                 return await download(
                     self._http,
@@ -463,10 +464,10 @@ class JobRunner:
                     require_https=self._config.download_require_https,
                 )
             except DownloadFailed as error:
-                if attempt >= self._config.download_attempts:
+                if attempt.last:
                     raise
                 log.info("job %s: download failed (%s); trying again", job.id, error)
-                await asyncio.sleep(self._config.download_retry_delay * attempt)
+        raise AssertionError("a retry policy makes at least one attempt")
 
     async def _deliver(self, job: Job, *, resumed: bool) -> None:
         assert job.output_path is not None

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from bot.emulator import Fault, JobScript
+from bot.retry import RetryPolicy
 from bot.store import Job, JobState, LedgerKind
 from tests.jobs.conftest import Rig
 
 PERIOD = "2026-11-21"
+FAST_DOWNLOADS = RetryPolicy(max_attempts=4, base_delay=0.01, jitter=False)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +84,7 @@ async def test_a_finished_video_whose_result_expired_is_written_off(rig: Rig) ->
 async def test_a_finished_video_that_cannot_be_downloaded_is_written_off(rig: Rig) -> None:
     rig.fal.inject(Fault(kind="file", status=500, times=4))
     job = await rig.new_job("download fails")
-    ended = await rig.run(rig.runner(download_retry_delay=0.01), job)
+    ended = await rig.run(rig.runner(download_retry=FAST_DOWNLOADS), job)
     assert (ended.state, ended.error_code) == (JobState.FAILED, "download_failed")
     await written_off(rig, job)
 
