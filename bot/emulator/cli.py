@@ -1,4 +1,4 @@
-"""The fal emulator's command-line options (`python -m bot fal-emulator`, `-m bot.emulator`)."""
+"""The fal emulator's command-line options and run (`python -m bot fal-emulator`)."""
 
 from __future__ import annotations
 

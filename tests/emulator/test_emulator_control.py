@@ -103,7 +103,8 @@ async def test_module_entry_point_serves_until_terminated() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.emulator",
+        "bot",
+        "fal-emulator",
         "--port",
         "0",
         "--key",

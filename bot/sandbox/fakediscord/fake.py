@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from aiohttp import BodyPartReader, hdrs, web
 
 from .clock import Clock, utc_now
-from .commands import CHAT_INPUT, MESSAGE_COMMAND, USER_COMMAND, CommandRegistry, build_chat_input
+from .commands import CHAT_INPUT, MESSAGE_COMMAND, CommandRegistry, build_chat_input
 from .errors import ApiError, CommandMismatch, FakeDiscordError, NoBotConnected, ValidationFailed
 from .gateway import INTENT_MESSAGE_CONTENT, Gateway, GatewayFrame, GatewaySession
 from .messages import MessageStore
@@ -781,40 +781,6 @@ class FakeDiscord:
             "type": MESSAGE_COMMAND,
             "target_id": str(target.id),
             "resolved": {"messages": {str(target.id): self.store.payload(target)}},
-        }
-        if "guild_id" in command:
-            data["guild_id"] = command["guild_id"]
-        return await self._interact(
-            2, user_obj, channel_obj, data, locale=locale, created_at=created_at
-        )
-
-    async def user_command(
-        self,
-        user: User | int,
-        channel: Channel | int,
-        name: str,
-        target_user: User | int,
-        *,
-        locale: str = "en-US",
-        created_at: datetime | None = None,
-    ) -> FakeInteraction:
-        """Invoke a synced user context-menu command on a user."""
-        user_obj, channel_obj = self._user(user), self._live_channel(channel)
-        target = self._user(target_user)
-        command = self.commands.find(name, USER_COMMAND, channel_obj.guild_id)
-        self._check_can_use(command, channel_obj, user_obj)
-        resolved: Payload = {"users": {str(target.id): target.to_payload()}}
-        guild = self.world.guild_of(channel_obj)
-        if guild is not None and target.id in guild.members:
-            member = self.world.member_payload(guild, target.id)
-            member.pop("user")
-            resolved["members"] = {str(target.id): member}
-        data: Payload = {
-            "id": command["id"],
-            "name": command["name"],
-            "type": USER_COMMAND,
-            "target_id": str(target.id),
-            "resolved": resolved,
         }
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
