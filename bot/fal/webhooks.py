@@ -140,7 +140,6 @@ class FalWebhookKeys:
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
         self._problem = f"fal's webhook keys have not been fetched from {url} yet"
-        self.fetches = 0
 
     async def current(self) -> tuple[Ed25519PublicKey, ...]:
         """The cached keys, fetched first when there are none or they are a day old.
@@ -170,7 +169,6 @@ class FalWebhookKeys:
 
     async def _fetch(self) -> None:
         """Replace the keys with fal's current ones; on failure keep the old ones."""
-        self.fetches += 1
         self._attempted_at = self._clock()
         try:
             keys = parse_jwks(await self._download())

@@ -155,7 +155,7 @@ def _check_and_keep(upload: Upload, cache: InputCache, limits: Limits) -> InputR
         content_type = validate_video(upload.option, upload.data, limits).content_type
     else:
         content_type = validate_image(upload.option, upload.data, limits).content_type
-    sha = cache.put(upload.data, content_type)
+    sha = cache.put(upload.data)
     return InputRef(sha256=sha, content_type=content_type)
 
 

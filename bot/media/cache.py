@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_TYPE_SUFFIX = ".type"
+# Earlier versions kept each entry's content type in a `<sha>.type` file beside it; the request
+# carries the type (InputRef), so none is written now and prune clears those left behind.
+_LEGACY_TYPE_SUFFIX = ".type"
 _TEMP_PREFIX = ".tmp-"
 
 
@@ -28,7 +30,7 @@ class InputCache:
     """Keeps input bytes under `root/<first two hex>/<sha256>` so jobs can reuse them later.
 
     Re-roll, Remix and Continue need a job's images long after Discord's signed links have
-    expired. Each entry is its bytes plus a `<sha>.type` file holding its content type. An
+    expired. Each entry is its bytes alone: the request that names it carries its type. An
     entry's "used" time is its file's mtime, set from the injected clock by `put` and `get`;
     `prune` drops entries unused for `max_age_seconds`, then the least recently used until the
     cache holds at most `max_bytes`. Methods do blocking file I/O on small files; call them
@@ -48,15 +50,11 @@ class InputCache:
         self.max_age_seconds = max_age_seconds
         self._clock = clock
 
-    def put(self, data: bytes, content_type: str) -> str:
+    def put(self, data: bytes) -> str:
         """Store `data` (idempotent) and return its sha256 hex, the key for everything else."""
         sha = hashlib.sha256(data).hexdigest()
         target = self.path(sha)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # The type goes first: a data file on disk then always has its type beside it.
-        type_path = target.with_name(sha + _TYPE_SUFFIX)
-        _write_atomic(type_path, content_type.encode("utf-8"))
-        self._touch(type_path)
         if not target.exists() or target.stat().st_size != len(data):
             _write_atomic(target, data)
         self._touch(target)
@@ -81,16 +79,6 @@ class InputCache:
         if not _SHA256_HEX.fullmatch(sha):
             raise ValueError("an input cache key must be 64 lowercase hex characters")
         return self.root / sha[:2] / sha
-
-    def content_type(self, sha: str) -> str | None:
-        """The content type `sha` was stored with; None if absent or not a key."""
-        target = self._existing(sha)
-        if target is None:
-            return None
-        try:
-            return target.with_name(sha + _TYPE_SUFFIX).read_text("utf-8")
-        except FileNotFoundError:
-            return None
 
     def __contains__(self, sha: object) -> bool:
         return isinstance(sha, str) and self._existing(sha) is not None
@@ -151,13 +139,11 @@ class InputCache:
         target = self.path(sha)
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                target.with_name(sha + _TYPE_SUFFIX).unlink()
             return 1
         return 0
 
     def _remove_debris(self, now: float) -> None:
-        """Delete temp files from crashed writes and type files whose data is gone."""
+        """Delete temp files from crashed writes and the type files earlier versions wrote."""
         if not self.root.is_dir():
             return
         for shard in self.root.iterdir():
@@ -170,11 +156,8 @@ class InputCache:
                         # A write in progress is young; one older than the age bound is debris.
                         if now - item.stat().st_mtime > self.max_age_seconds:
                             item.unlink()
-                    elif name.endswith(_TYPE_SUFFIX):
-                        # A fresh type file may belong to a `put` about to write its data.
-                        orphan = not item.with_name(name.removesuffix(_TYPE_SUFFIX)).exists()
-                        if orphan and now - item.stat().st_mtime > self.max_age_seconds:
-                            item.unlink()
+                    elif name.endswith(_LEGACY_TYPE_SUFFIX):
+                        item.unlink()
 
 
 def _write_atomic(target: Path, data: bytes) -> None:

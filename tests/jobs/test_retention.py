@@ -159,7 +159,7 @@ async def test_pruning_keeps_the_video_of_a_job_not_yet_delivered(bot: Bot) -> N
 
 
 async def test_pruning_bounds_the_input_cache_too(bot: Bot) -> None:
-    sha = bot.cache.put(b"an old image", "image/png")
+    sha = bot.cache.put(b"an old image")
     bot.clock.now = T0 + 8 * 24 * HOUR
     report = await bot.retention.prune()
     assert report.inputs == 1
@@ -184,7 +184,7 @@ def with_job_bound(bot: Bot, days: float, cache: InputCache | None = None) -> Re
 
 
 async def test_a_job_finished_past_the_bound_loses_its_prompt_and_personal_data(bot: Bot) -> None:
-    own = bot.cache.put(b"member's own image", "image/png")
+    own = bot.cache.put(b"member's own image")
     old = await bot.job(MEMBER, inputs=(own,), video=True)
     assert old.request
     assert old.interaction_token
@@ -237,8 +237,8 @@ async def test_inputs_a_younger_job_still_uses_are_kept(bot: Bot, tmp_path: Path
     cache = InputCache(
         tmp_path / "year", max_bytes=10**6, max_age_seconds=365 * DAY, clock=bot.clock
     )
-    shared = cache.put(b"an image used twice", "image/png")
-    lone = cache.put(b"an image used once", "image/png")
+    shared = cache.put(b"an image used twice")
+    lone = cache.put(b"an image used once")
     await bot.job(MEMBER, inputs=(shared, lone))
     bot.clock.now = T0 + 20 * DAY
     await bot.job(MEMBER, inputs=(shared,))
@@ -259,7 +259,7 @@ def test_the_job_retention_bound_is_a_setting_of_30_days_by_default() -> None:
 
 
 async def test_forgetting_scrubs_the_members_finished_jobs(bot: Bot) -> None:
-    own = bot.cache.put(b"member's own image", "image/png")
+    own = bot.cache.put(b"member's own image")
     delivered = await bot.job(MEMBER, inputs=(own,), video=True)
     failed = await bot.job(MEMBER, end=JobState.FAILED)
     report = await bot.retention.forget(GUILD, MEMBER)
@@ -283,7 +283,7 @@ async def test_forgetting_scrubs_the_members_finished_jobs(bot: Bot) -> None:
 
 
 async def test_inputs_other_jobs_still_use_are_kept(bot: Bot) -> None:
-    shared = bot.cache.put(b"an image two members used", "image/png")
+    shared = bot.cache.put(b"an image two members used")
     await bot.job(MEMBER, inputs=(shared,))
     await bot.job(NEIGHBOUR, inputs=(shared,))
     report = await bot.retention.forget(GUILD, MEMBER)
@@ -292,7 +292,7 @@ async def test_inputs_other_jobs_still_use_are_kept(bot: Bot) -> None:
 
 
 async def test_unfinished_jobs_and_other_servers_are_left_alone(bot: Bot) -> None:
-    running_input = bot.cache.put(b"input of a running job", "image/png")
+    running_input = bot.cache.put(b"input of a running job")
     running = await bot.job(MEMBER, inputs=(running_input,), end=None)
     elsewhere = await bot.job(MEMBER, guild_id=OTHER_GUILD)
     report = await bot.retention.forget(GUILD, MEMBER)
