@@ -95,23 +95,11 @@ def _invite(settings: Settings, client_id: int | None) -> int:
 
 
 async def _forget(settings: Settings, guild_id: int, user_id: int) -> int:
-    from bot.jobs.retention import Retention
-    from bot.media import InputCache
+    from bot.services import build_retention
     from bot.store import Store
 
     async with await Store.open(settings.database) as store:
-        retention = Retention(
-            store=store,
-            cache=InputCache(
-                settings.cache_dir,
-                max_bytes=settings.cache_max_bytes,
-                max_age_seconds=settings.cache_max_age_hours * 3600,
-            ),
-            output_dir=settings.output_dir,
-            videos_max_age_seconds=settings.videos_max_age_hours * 3600,
-            videos_max_bytes=settings.videos_max_total_bytes,
-        )
-        report = await retention.forget(guild_id, user_id)
+        report = await build_retention(settings, store).forget(guild_id, user_id)
     print(report.summary())
     return 0
 
@@ -140,6 +128,7 @@ async def _bot(settings: Settings, *, run_jobs: bool = True) -> AsyncIterator[Pi
     """The bot with everything it depends on, all closed on the way out."""
     from bot.app import PikaBot, point_discord_at
     from bot.fal import FalClient
+    from bot.services import build_services
     from bot.store import Store
 
     _, fal_key = _secrets(settings)
@@ -154,7 +143,8 @@ async def _bot(settings: Settings, *, run_jobs: bool = True) -> AsyncIterator[Pi
         ) as http,
         FalClient(settings.fal_queue_url, settings.fal_rest_url, fal_key, http=http) as fal,
     ):
-        bot = PikaBot(settings=settings, store=store, fal=fal, http=http, run_jobs=run_jobs)
+        services = build_services(settings, store=store, fal=fal, http=http)
+        bot = PikaBot(services, run_jobs=run_jobs)
         async with bot:
             yield bot
 

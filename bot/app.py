@@ -7,30 +7,20 @@ import hashlib
 import json
 import logging
 import secrets
-import time
-from collections.abc import Callable
 from typing import Any
 
 import discord
-import httpx
 import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from bot.config import Settings
-from bot.fal import FalClient
-from bot.jobs import Jobs, Limits, Refusal
+from bot.jobs import Refusal
 from bot.jobs.discord.delivery import DiscordMessenger
-from bot.jobs.intake import Intake, cdn_rules
 from bot.jobs.policy import JobStillRuns
-from bot.jobs.retention import Retention
-from bot.jobs.runner import RunnerConfig, download_rules
-from bot.media import DEFAULT_LIMITS, InputCache
-from bot.media import Limits as MediaLimits
-from bot.ops.health import HealthServer
+from bot.ops.health import Gateway, HealthServer, JobsNow, StoredNumbers
 from bot.ops.metrics import Metrics
 from bot.ops.webhooks import WebhookServer, webhook_server
-from bot.store import Store
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +69,10 @@ def intents() -> discord.Intents:
 class PikaBot(commands.Bot):
     """The Pika bot. Everything it depends on is passed in, and closed by whoever made it."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        store: Store,
-        fal: FalClient,
-        http: httpx.AsyncClient,
-        clock: Callable[[], float] = time.time,
-        media_limits: MediaLimits = DEFAULT_LIMITS,
-        run_jobs: bool = True,
-        **options: Any,
-    ) -> None:
-        metrics = Metrics()
+    def __init__(self, services: Services, *, run_jobs: bool = True, **options: Any) -> None:
+        """`run_jobs=False` (sync) loads the commands but starts no jobs, endpoints or sync."""
         # Counts discord.py's answers from Discord (429s among them) for /metrics.
-        options.setdefault("http_trace", metrics.discord_trace())
+        options.setdefault("http_trace", services.metrics.discord_trace())
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
@@ -101,77 +80,29 @@ class PikaBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             **options,
         )
+        settings = services.settings
+        self.services = services
         self.settings = settings
-        self.store = store
-        self.fal = fal
-        self.http_client = http
-        self.clock = clock
-        self.media_limits = media_limits
+        self.store = services.store
+        self.fal = services.fal
+        self.http_client = services.http
+        self.clock = services.clock
+        self.media_limits = services.media_limits
         self.run_jobs = run_jobs
         self.closing = asyncio.Event()  # set as soon as a stop begins
-        self.metrics = metrics
+        self.metrics = services.metrics
         self.health: HealthServer | None = None
         self.webhooks: WebhookServer | None = None
         self._retention_task: asyncio.Task[None] | None = None
-        self.cache = InputCache(
-            settings.cache_dir,
-            max_bytes=settings.cache_max_bytes,
-            max_age_seconds=settings.cache_max_age_hours * 3600,
-            clock=clock,
-        )
-        hosts, https = download_rules(
-            settings.download_hosts, settings.fal_queue_url, settings.fal_rest_url
-        )
-        self.jobs = Jobs(
-            store=store,
-            fal=fal,
-            cache=self.cache,
-            http=http,
-            messenger=DiscordMessenger(
-                self, default_upload_limit=settings.default_upload_limit, clock=clock
+        self.cache = services.cache
+        self.intake = services.intake
+        self.retention = services.retention
+        # The one part of the jobs that speaks to Discord is the bot's own.
+        self.jobs = services.jobs(
+            DiscordMessenger(
+                self, default_upload_limit=settings.default_upload_limit, clock=services.clock
             ),
-            runner_config=RunnerConfig(
-                output_dir=settings.output_dir,
-                data_uri_max_bytes=settings.data_uri_max_bytes,
-                output_max_bytes=settings.output_max_bytes,
-                download_hosts=hosts,
-                download_require_https=https,
-                poll_interval=max(2.0, settings.progress_interval),
-                progress_interval=settings.progress_interval,
-                deadline_seconds=settings.job_deadline_seconds,
-                hard_deadline_seconds=settings.job_hard_deadline_seconds,
-                webhook_url=settings.fal_webhook_url,
-            ),
-            limits=Limits(
-                prices=settings.prices,
-                daily_allowance=settings.daily_allowance,
-                reset_hour=settings.reset_hour,
-                guild_daily_budget=settings.guild_daily_budget,
-                global_daily_budget=settings.global_daily_budget,
-                max_jobs_per_member=settings.max_jobs_per_member,
-                fal_concurrency=settings.fal_concurrency,
-            ),
-            clock=clock,
-            metrics=metrics,
             guild_gone=self.guild_gone,
-        )
-        cdn_hosts, cdn_https = cdn_rules(settings.discord_cdn_hosts, settings.discord_api_url)
-        self.intake = Intake(
-            http=http,
-            concurrency=settings.intake_concurrency,
-            cdn_hosts=cdn_hosts,
-            require_https=cdn_https,
-        )
-        self.retention = Retention(
-            store=store,
-            cache=self.cache,
-            output_dir=settings.output_dir,
-            videos_max_age_seconds=settings.videos_max_age_hours * 3600,
-            videos_max_bytes=settings.videos_max_total_bytes,
-            interval_seconds=settings.prune_interval_minutes * 60,
-            jobs_max_age_seconds=settings.job_retention_days * 86400,
-            metrics=metrics,
-            clock=clock,
         )
         self.tree.error(self.on_app_command_error)
 
@@ -190,7 +121,9 @@ class PikaBot(commands.Bot):
             await self.jobs.start()
             self._retention_task = asyncio.create_task(self.retention.run(), name="pika-retention")
             if settings.http_port is not None:
-                self.health = HealthServer(self, host=settings.http_host, port=settings.http_port)
+                self.health = HealthServer(
+                    BotHealth(self), host=settings.http_host, port=settings.http_port
+                )
                 await self.health.start()
             if settings.fal_webhook_url is not None:
                 self.webhooks = webhook_server(
@@ -301,6 +234,48 @@ class PikaBot(commands.Bot):
             f"Something went wrong on the bot's side. Nothing was charged. If it keeps happening, "
             f"give the bot's operator this reference: `{reference}`.",
         )
+
+
+class BotHealth:
+    """The bot as the health endpoint reads it (`bot.ops.health.Watched`)."""
+
+    def __init__(self, bot: PikaBot) -> None:
+        self._bot = bot
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._bot.metrics
+
+    def gateway(self) -> Gateway:
+        bot = self._bot
+        ws = bot.ws
+        return Gateway(
+            closed=bot.is_closed(),
+            ready=bot.is_ready(),
+            open=ws is not None and ws.open,
+        )
+
+    def latency(self) -> float:
+        return self._bot.latency
+
+    def jobs(self) -> JobsNow:
+        jobs = self._bot.jobs
+        return JobsNow(
+            runs_jobs=self._bot.run_jobs,
+            alive=jobs.alive,
+            waiting=jobs.waiting_count,
+            at_fal=jobs.at_fal_count,
+            fal_concurrency=jobs.limits.fal_concurrency,
+            global_daily_budget=jobs.limits.global_daily_budget,
+        )
+
+    async def write_probe(self, key: str, value: str) -> None:
+        await self._bot.store.set_meta(key, value)
+
+    async def stored_numbers(self) -> StoredNumbers:
+        store = self._bot.store
+        day = self._bot.jobs.accounts.period()
+        return StoredNumbers(await store.job_counts(), day, await store.global_spend(day))
 
 
 async def refuse(

@@ -8,22 +8,69 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from bot.ops.listener import Listener
-from bot.ops.metrics import CONTENT_TYPE
-
-if TYPE_CHECKING:
-    from bot.app import PikaBot
+from bot.ops.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
 
 # A database write that waits longer than this (a lock held elsewhere) counts as not writable.
 DATABASE_PROBE_TIMEOUT_S = 5.0
 HEALTH_META_KEY = "health_probe"
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """The gateway connection as the bot sees it now."""
+
+    closed: bool
+    ready: bool
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JobsNow:
+    """The job engine of this process right now."""
+
+    runs_jobs: bool
+    alive: bool
+    waiting: int
+    at_fal: int
+    fal_concurrency: int
+    global_daily_budget: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredNumbers:
+    """What /metrics reads from the database: jobs by mode and state, today's spend."""
+
+    jobs: dict[tuple[str, str], int]
+    day: str
+    spent: int
+
+
+class Watched(Protocol):
+    """What the endpoint reads of the bot, so that it needs neither discord.py nor the jobs
+    (`bot.app.BotHealth` adapts the bot to it)."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    def gateway(self) -> Gateway: ...
+
+    def latency(self) -> float:
+        """The gateway's heartbeat latency in seconds (inf or nan before the first one)."""
+        ...
+
+    def jobs(self) -> JobsNow: ...
+
+    async def write_probe(self, key: str, value: str) -> None: ...
+
+    async def stored_numbers(self) -> StoredNumbers: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,23 +82,22 @@ class Check:
     detail: str = "ok"
 
 
-def gateway_check(bot: PikaBot) -> Check:
+def gateway_check(gateway: Gateway) -> Check:
     """The gateway connection is up: READY received and the websocket open."""
-    if bot.is_closed():
+    if gateway.closed:
         return Check("gateway", False, "the bot is shutting down")
-    if not bot.is_ready():
+    if not gateway.ready:
         return Check("gateway", False, "not connected to Discord's gateway yet")
-    ws = bot.ws
-    if ws is None or not ws.open:
+    if not gateway.open:
         return Check("gateway", False, "the gateway connection is down (reconnecting)")
     return Check("gateway", True)
 
 
-async def database_check(bot: PikaBot) -> Check:
+async def database_check(bot: Watched) -> Check:
     """The database takes a write within seconds (not read-only, not locked, disk not full)."""
     try:
         async with asyncio.timeout(DATABASE_PROBE_TIMEOUT_S):
-            await bot.store.set_meta(HEALTH_META_KEY, str(int(time.time())))
+            await bot.write_probe(HEALTH_META_KEY, str(int(time.time())))
     except TimeoutError:
         return Check("database", False, f"a write waited more than {DATABASE_PROBE_TIMEOUT_S:g} s")
     except Exception as error:
@@ -59,18 +105,18 @@ async def database_check(bot: PikaBot) -> Check:
     return Check("database", True)
 
 
-def jobs_check(bot: PikaBot) -> Check:
+def jobs_check(jobs: JobsNow) -> Check:
     """The job runner's scheduler and progress tasks are alive."""
-    if not bot.run_jobs:
+    if not jobs.runs_jobs:
         return Check("jobs", False, "this process does not run jobs")
-    if not bot.jobs.alive:
+    if not jobs.alive:
         return Check("jobs", False, "the job scheduler is not running")
     return Check("jobs", True)
 
 
-async def health(bot: PikaBot) -> list[Check]:
+async def health(bot: Watched) -> list[Check]:
     """Every health check, in a fixed order."""
-    return [gateway_check(bot), await database_check(bot), jobs_check(bot)]
+    return [gateway_check(bot.gateway()), await database_check(bot), jobs_check(bot.jobs())]
 
 
 # The gauges made fresh at every scrape: name -> (help, labels).
@@ -96,20 +142,6 @@ def _gauge(name: str, value: float | None = None, *labels: str) -> GaugeMetricFa
     return family
 
 
-@dataclass(frozen=True, slots=True)
-class StoredNumbers:
-    """What /metrics reads from the database: jobs by mode and state, today's spend."""
-
-    jobs: dict[tuple[str, str], int]
-    day: str
-    spent: int
-
-    @classmethod
-    async def read(cls, bot: PikaBot) -> StoredNumbers:
-        day = bot.jobs.accounts.period()
-        return cls(await bot.store.job_counts(), day, await bot.store.global_spend(day))
-
-
 class ScrapeTimeCollector:
     """A prometheus-client collector for the values read at scrape time, not counted as they go.
 
@@ -117,38 +149,39 @@ class ScrapeTimeCollector:
     asynchronously, so the endpoint calls `read_database()` just before rendering.
     """
 
-    def __init__(self, bot: PikaBot) -> None:
+    def __init__(self, bot: Watched) -> None:
         self._bot = bot
         self._stored: StoredNumbers | None = None
 
     async def read_database(self) -> None:
         """Fetch the database's numbers for the next `collect()`."""
-        self._stored = await StoredNumbers.read(self._bot)
+        self._stored = await self._bot.stored_numbers()
 
     def describe(self) -> list[Metric]:
         # Names only: registering a second collector for the same bot fails at once.
         return [_gauge(name) for name in SCRAPE_TIME_GAUGES]
 
     def collect(self) -> Iterator[Metric]:
-        bot = self._bot
         if self._stored is not None:
             jobs = _gauge("pikabot_jobs")
             for (mode, state), count in sorted(self._stored.jobs.items()):
                 jobs.add_metric((mode, state), count)
             yield jobs
             yield _gauge("pikabot_credits_spent", self._stored.spent, self._stored.day)
-        yield _gauge("pikabot_queue_waiting", bot.jobs.waiting_count)
-        yield _gauge("pikabot_queue_at_fal", bot.jobs.at_fal_count)
-        yield _gauge("pikabot_fal_concurrency", bot.jobs.limits.fal_concurrency)
-        yield _gauge("pikabot_credits_daily_budget", bot.jobs.limits.global_daily_budget)
-        if math.isfinite(bot.latency):
-            yield _gauge("pikabot_gateway_latency_seconds", bot.latency)
+        now = self._bot.jobs()
+        yield _gauge("pikabot_queue_waiting", now.waiting)
+        yield _gauge("pikabot_queue_at_fal", now.at_fal)
+        yield _gauge("pikabot_fal_concurrency", now.fal_concurrency)
+        yield _gauge("pikabot_credits_daily_budget", now.global_daily_budget)
+        latency = self._bot.latency()
+        if math.isfinite(latency):
+            yield _gauge("pikabot_gateway_latency_seconds", latency)
 
 
 class HealthServer:
     """A small aiohttp server for /healthz and /metrics; off unless PIKABOT_HTTP_PORT is set."""
 
-    def __init__(self, bot: PikaBot, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, bot: Watched, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._bot = bot
         self._scrape_time = ScrapeTimeCollector(bot)
         self._registered = False

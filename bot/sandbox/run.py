@@ -32,6 +32,7 @@ from bot.sandbox.transcript import (
     modal_inputs,
     readable,
 )
+from bot.services import build_services
 from bot.store import Job, JobState, Store
 
 _FOOTER = re.compile(r"job ([a-z2-7]{8})")
@@ -515,13 +516,8 @@ async def run_sandbox(
                     httpx.AsyncClient(timeout=30) as http,
                     FalClient(fal.base_url, fal.base_url, fal_key, http=http) as fal_client,
                 ):
-                    bot = PikaBot(
-                        settings=settings,
-                        store=store,
-                        fal=fal_client,
-                        http=http,
-                        guild_ready_timeout=0.1,
-                    )
+                    services = build_services(settings, store=store, fal=fal_client, http=http)
+                    bot = PikaBot(services, guild_ready_timeout=0.1)
                     session = _Session(fake, bot, out, sizes, say)
                     runner = asyncio.create_task(bot.start(discord_token))
                     try:

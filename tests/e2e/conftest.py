@@ -22,6 +22,7 @@ from bot.emulator import FalEmulator, Submission
 from bot.fal import FalClient, FalTimeouts, RetryPolicy
 from bot.sandbox.fakediscord import FakeDiscord, MovableClock
 from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
+from bot.services import build_services
 from bot.store import Job, LedgerEntry, Store
 from tests.fakediscord.openapi import discord_body_check
 from tests.secrets import E2E
@@ -167,14 +168,10 @@ class World:
             timeouts=self.fal_timeouts,
             retry=self.fal_retry,
         )
-        bot = PikaBot(
-            settings=settings,
-            store=self.store,
-            fal=self._fal_client,
-            http=self._http,
-            clock=self.epoch,
-            guild_ready_timeout=0.1,
+        services = build_services(
+            settings, store=self.store, fal=self._fal_client, http=self._http, clock=self.epoch
         )
+        bot = PikaBot(services, guild_ready_timeout=0.1)
         self.bot = bot
         self._runner = asyncio.create_task(bot.start(DISCORD_TOKEN))
         ready = asyncio.ensure_future(bot.wait_until_ready())

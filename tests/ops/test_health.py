@@ -11,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
+from bot.app import BotHealth
 from bot.fal import FalAuthError
 from bot.ops.health import HealthServer
 from bot.ops.metrics import CONTENT_TYPE, Metrics
@@ -42,7 +43,7 @@ def samples(text: str) -> dict[str, float]:
 @pytest.fixture
 async def health(world: World) -> Any:
     assert world.bot is not None
-    server = HealthServer(world.bot, port=0)
+    server = HealthServer(BotHealth(world.bot), port=0)
     await server.start()
     yield server
     await server.close()
@@ -204,7 +205,7 @@ def test_two_bots_in_one_process_count_apart() -> None:
 
 async def test_one_bot_takes_one_scrape_time_collector(world: World, health: HealthServer) -> None:
     assert world.bot is not None
-    second = HealthServer(world.bot, port=0)
+    second = HealthServer(BotHealth(world.bot), port=0)
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         await second.start()
     await second.close()
