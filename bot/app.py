@@ -29,16 +29,23 @@ COMMAND_HASH_KEY = "command_hash"
 
 
 def point_discord_at(api_url: str, gateway_url: str) -> None:
-    """Send discord.py's REST and gateway traffic to these URLs (a proxy, or a fake in tests).
+    """Send discord.py's REST and gateway traffic to these URLs (a proxy, or a fake Discord).
 
-    discord.py keeps both as class attributes, so this holds for every client in the process.
+    This holds for every client in the process: discord.py offers no per-client way. Every REST
+    and webhook URL is built from the class attribute `Route.BASE` when the route is made
+    (`HTTPClient`, interaction webhooks and followups alike), and a plain `Client` connects to
+    the class attribute `DiscordWebSocket.DEFAULT_GATEWAY`; neither a connector nor `proxy=`
+    changes the URL. The bot's processes run one client, so the one place that sets them is
+    here (the fake Discord's `patch_discord_py` does the same for tests, and undoes it).
     """
     discord.http.Route.BASE = api_url.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
 INTERACTION_DRAIN_S = 5.0
-# discord.py names the tasks that run slash commands, menus and component callbacks.
+# discord.py names the tasks that run slash commands, menus and component callbacks, and offers
+# no public way to know when they end. The names are not API: tests/test_app.py checks them
+# against the installed discord.py, so an upgrade that renames one fails there, not in a stop.
 INTERACTION_TASKS = (
     "CommandTree-invoker",
     "discord-ui-view-dispatch-",
