@@ -86,7 +86,7 @@ async def continue_request(job: Job, cache: InputCache) -> PikaRequest:
         frame = await asyncio.to_thread(_frame_png, Path(job.output_path))
     except VideoUnreadable:
         raise InvalidRequest("The bot could not read this video's last frame.") from None
-    sha = await asyncio.to_thread(cache.put, frame, "image/png")
+    sha = await asyncio.to_thread(cache.put, frame)
     stored = job.request
     prompt = stored.get("prompt") if isinstance(stored.get("prompt"), str) else None
     resolution = stored.get("resolution")
