@@ -34,9 +34,9 @@ def new_job(user_id: int) -> NewJob:
 
 
 async def reserve(store: Store, user_id: int, allowance: int) -> bool:
-    """One reservation as the bot makes it (Store.create_job); False if refused."""
+    """One reservation as the bot makes it (store.jobs.create); False if refused."""
     try:
-        await store.create_job(
+        await store.jobs.create(
             new_job(user_id),
             cost=COST,
             allowance=allowance,

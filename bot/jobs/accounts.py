@@ -118,7 +118,7 @@ class Accounts:
 
     async def allowance(self, guild_id: int, user_id: int, role_ids: Iterable[int]) -> int:
         """The member's daily allowance: their own, else their best role's, else the default."""
-        return await self.store.allowance_for(
+        return await self.store.rules.allowance(
             guild_id, user_id, list(role_ids), self.limits.daily_allowance
         )
 
@@ -126,30 +126,32 @@ class Accounts:
         """The member's credits today, what is held by unfinished jobs, and when they reset."""
         period = self.period()
         allowance = await self.allowance(guild_id, user_id, role_ids)
-        balance = await self.store.balance(guild_id, user_id, period=period, allowance=allowance)
-        recent = await self.store.recent_jobs(user_id, limit=50)
+        balance = await self.store.ledger.balance(
+            guild_id, user_id, period=period, allowance=allowance
+        )
+        recent = await self.store.jobs.recent(user_id, limit=50)
         return Quota(
             user_id=user_id,
             balance=balance,
             period=period,
             resets_at=self.resets_at(),
-            running=await self.store.count_unfinished(user_id),
+            running=await self.store.jobs.count_unfinished(user_id),
             unfinished=tuple(job for job in recent if not job.terminal),
             max_jobs=self.limits.max_jobs_per_member,
-            blocked=await self.store.is_blocked(guild_id, user_id),
+            blocked=await self.store.rules.is_blocked(guild_id, user_id),
         )
 
     async def history(self, guild_id: int, user_id: int, *, limit: int = HISTORY_SIZE) -> list[Job]:
         """The member's newest jobs in this server, newest first."""
-        return await self.store.recent_jobs(user_id, guild_id=guild_id, limit=limit)
+        return await self.store.jobs.recent(user_id, guild_id=guild_id, limit=limit)
 
     async def newest_unfinished(self, guild_id: int, user_id: int) -> Job | None:
         """The member's newest job in this server that still waits or runs."""
-        return await self.store.newest_unfinished_job(user_id, guild_id=guild_id)
+        return await self.store.jobs.newest_unfinished(user_id, guild_id=guild_id)
 
     async def settings(self, guild_id: int) -> GuildSettings:
         """What the server has set."""
-        return await self.store.guild_settings(guild_id)
+        return await self.store.rules.settings(guild_id)
 
     def guild_budget(self, settings: GuildSettings) -> int:
         """The server's daily budget: its own, else the operator's default."""
@@ -212,7 +214,7 @@ class Accounts:
         # One read of the store for every check: under a burst of commands each round trip
         # waits its turn on the one connection, and this runs before the defer.
         period = self.period()
-        glance = await self.store.glance(requester.guild_id, requester.user_id, period=period)
+        glance = await self.store.rules.glance(requester.guild_id, requester.user_id, period=period)
         if glance.blocked:
             raise MemberBlocked(cost=cost)
         check_channel(glance.settings, requester.channel_id, parent_id=requester.parent_channel_id)
@@ -264,14 +266,14 @@ class Accounts:
         period = self.period()
         return ServerLimits(
             default_allowance=self.limits.daily_allowance,
-            role_allowances=await self.store.role_limits(guild_id),
-            member_allowances=await self.store.member_limits(guild_id),
-            blocked=tuple(await self.store.blocked_members(guild_id)),
+            role_allowances=await self.store.rules.role_limits(guild_id),
+            member_allowances=await self.store.rules.member_limits(guild_id),
+            blocked=tuple(await self.store.rules.blocked_members(guild_id)),
             guild_budget=self.guild_budget(settings),
             guild_budget_is_default=settings.daily_budget is None,
-            guild_spent=await self.store.guild_spend(guild_id, period),
+            guild_spent=await self.store.ledger.guild_spend(guild_id, period),
             global_budget=self.limits.global_daily_budget,
-            global_spent=await self.store.global_spend(period),
+            global_spent=await self.store.ledger.global_spend(period),
             reset_hour=self.limits.reset_hour,
             resets_at=self.resets_at(),
             max_jobs_per_member=self.limits.max_jobs_per_member,
@@ -282,19 +284,19 @@ class Accounts:
         self, guild_id: int, role_id: int, allowance: int | None, *, actor_id: int
     ) -> None:
         """Give members with this role a daily allowance (the highest role wins); None clears."""
-        await self.store.set_role_limit(guild_id, role_id, allowance, actor_id=actor_id)
+        await self.store.rules.set_role_limit(guild_id, role_id, allowance, actor_id=actor_id)
 
     async def set_member_allowance(
         self, guild_id: int, user_id: int, allowance: int | None, *, actor_id: int
     ) -> None:
         """Give one member their own daily allowance (it beats roles); None clears it."""
-        await self.store.set_member_limit(guild_id, user_id, allowance, actor_id=actor_id)
+        await self.store.rules.set_member_limit(guild_id, user_id, allowance, actor_id=actor_id)
 
     async def grant(
         self, guild_id: int, user_id: int, credits: int, *, actor_id: int, note: str = ""
     ) -> LedgerEntry:
         """One-off credits for today."""
-        return await self.store.grant(
+        return await self.store.ledger.grant(
             guild_id, user_id, credits, period=self.period(), actor_id=actor_id, note=note
         )
 
@@ -302,43 +304,43 @@ class Accounts:
         self, guild_id: int, user_id: int, *, actor_id: int, note: str = ""
     ) -> LedgerEntry:
         """Give the member back everything used today: the full allowance again."""
-        return await self.store.reset_member(
+        return await self.store.ledger.reset_member(
             guild_id, user_id, period=self.period(), actor_id=actor_id, note=note
         )
 
     async def block(self, guild_id: int, user_id: int, *, actor_id: int, reason: str = "") -> None:
         """Stop the member from making videos in this server."""
-        await self.store.block_member(guild_id, user_id, actor_id=actor_id, reason=reason)
+        await self.store.rules.block_member(guild_id, user_id, actor_id=actor_id, reason=reason)
 
     async def unblock(self, guild_id: int, user_id: int, *, actor_id: int) -> bool:
         """Lift a block; False if the member was not blocked."""
-        return await self.store.unblock_member(guild_id, user_id, actor_id=actor_id)
+        return await self.store.rules.unblock_member(guild_id, user_id, actor_id=actor_id)
 
     async def set_budget(self, guild_id: int, budget: int | None, *, actor_id: int) -> None:
         """Set the server's daily budget; None goes back to the operator's default."""
-        await self.store.set_daily_budget(guild_id, budget, actor_id=actor_id)
+        await self.store.rules.set_daily_budget(guild_id, budget, actor_id=actor_id)
 
     # -- admins: channels, blocklist, settings ---------------------------------------------
 
     async def allow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
         """Allow generation in a channel (once any is listed, only listed ones allow it)."""
-        return await self.store.allow_channel(guild_id, channel_id, actor_id=actor_id)
+        return await self.store.rules.allow_channel(guild_id, channel_id, actor_id=actor_id)
 
     async def disallow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
         """Take a channel off the allowed list; False if it was not on it."""
-        return await self.store.disallow_channel(guild_id, channel_id, actor_id=actor_id)
+        return await self.store.rules.disallow_channel(guild_id, channel_id, actor_id=actor_id)
 
     async def allow_everywhere(self, guild_id: int, *, actor_id: int) -> None:
         """Empty the allowed list: generation is allowed in every channel."""
-        await self.store.clear_allowed_channels(guild_id, actor_id=actor_id)
+        await self.store.rules.clear_allowed_channels(guild_id, actor_id=actor_id)
 
     async def block_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
         """Refuse prompts with this word; False if it was listed already."""
-        return await self.store.add_blocked_word(guild_id, _word(word), actor_id=actor_id)
+        return await self.store.rules.add_blocked_word(guild_id, _word(word), actor_id=actor_id)
 
     async def unblock_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
         """Stop refusing this word; False if it was not listed."""
-        return await self.store.remove_blocked_word(guild_id, _word(word), actor_id=actor_id)
+        return await self.store.rules.remove_blocked_word(guild_id, _word(word), actor_id=actor_id)
 
     async def set_default_model(
         self, guild_id: int, mode: Mode | str, model: str | None, *, actor_id: int
@@ -349,7 +351,7 @@ class Accounts:
             raise InvalidRequest(
                 f"{mode.value} has no model {model[:40]!r}; pick one of {', '.join(MODELS[mode])}."
             )
-        await self.store.set_default_model(guild_id, mode.value, model, actor_id=actor_id)
+        await self.store.rules.set_default_model(guild_id, mode.value, model, actor_id=actor_id)
 
     async def set_default_resolution(
         self, guild_id: int, resolution: str | None, *, actor_id: int
@@ -360,24 +362,24 @@ class Accounts:
             raise InvalidRequest(
                 f"There is no resolution {resolution[:20]!r}; pick {', '.join(known)}."
             )
-        await self.store.set_default_resolution(guild_id, resolution, actor_id=actor_id)
+        await self.store.rules.set_default_resolution(guild_id, resolution, actor_id=actor_id)
 
     async def set_audit_channel(
         self, guild_id: int, channel_id: int | None, *, actor_id: int
     ) -> None:
         """Post every admin action to this channel; None stops posting."""
-        await self.store.set_audit_channel(guild_id, channel_id, actor_id=actor_id)
+        await self.store.rules.set_audit_channel(guild_id, channel_id, actor_id=actor_id)
 
     # -- admins: usage ---------------------------------------------------------------------
 
     async def usage(self, guild_id: int, *, days: int = 7) -> Usage:
         """Spend per day, the biggest spenders and the failures over the last `days` days."""
         days = max(1, min(days, USAGE_DAYS_MAX))
-        per_day = await self.store.spend_per_day(guild_id, days=days)
+        per_day = await self.store.ledger.spend_per_day(guild_id, days=days)
         spent: Counter[int] = Counter()
         jobs: Counter[int] = Counter()
         for day in per_day:
-            for member in await self.store.top_members(guild_id, day.period, limit=1000):
+            for member in await self.store.ledger.top_members(guild_id, day.period, limit=1000):
                 spent[member.user_id] += member.spent
                 jobs[member.user_id] += member.jobs
         top = sorted(spent, key=lambda user: (-spent[user], user))[:10]
@@ -385,7 +387,7 @@ class Accounts:
         return Usage(
             days=tuple(per_day),
             top_members=tuple(MemberSpend(user, spent[user], jobs[user]) for user in top),
-            failures=await self.store.failure_counts(guild_id, since=since),
+            failures=await self.store.jobs.failure_counts(guild_id, since=since),
             refunded=sum(day.refunded for day in per_day),
             settled=sum(day.settled for day in per_day),
             spent=sum(day.spent for day in per_day),

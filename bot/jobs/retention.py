@@ -147,14 +147,14 @@ class Retention:
         """One pass over old jobs, the input cache and the videos folder."""
         jobs = expired_videos = expired_inputs = 0
         if self._jobs_max_age is not None:
-            expired = await self._store.expire_jobs(int(self._clock() - self._jobs_max_age))
+            expired = await self._store.meta.expire_jobs(int(self._clock() - self._jobs_max_age))
             jobs = expired.jobs
             expired_videos = await asyncio.to_thread(self._delete_videos, expired.output_paths)
             expired_inputs = await asyncio.to_thread(self._delete_inputs, expired.orphaned_inputs)
         inputs = expired_inputs + await asyncio.to_thread(self._cache.prune)
         keep = [
             Path(job.output_path)
-            for job in await self._store.unfinished_jobs()
+            for job in await self._store.jobs.unfinished()
             if job.output_path is not None
         ]
         # A video being delivered has its re-encoded copy beside it.
@@ -194,7 +194,7 @@ class Retention:
         """Delete a member's data in one server (their request, or an admin's): finished jobs
         scrubbed, their videos and the cached inputs no other job uses deleted, ledger rows
         anonymised. Unfinished jobs are left to end first."""
-        forgotten = await self._store.forget_member(guild_id, user_id)
+        forgotten = await self._store.meta.forget_member(guild_id, user_id)
         videos = await asyncio.to_thread(self._delete_videos, forgotten.output_paths)
         inputs = await asyncio.to_thread(self._delete_inputs, forgotten.orphaned_inputs)
         report = ForgetReport(forgotten=forgotten, videos_deleted=videos, inputs_deleted=inputs)
@@ -227,5 +227,7 @@ class Retention:
                 path = self._cache.path(sha)
             except ValueError:
                 continue
+            # The tiny `<sha>.type` file beside it holds only a content type; the cache's own
+            # prune clears such orphans.
             deleted += _unlink(path)
         return deleted

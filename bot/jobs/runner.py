@@ -173,7 +173,7 @@ class JobRunner:
     async def _stages(self, job: Job, *, until: frozenset[JobState], resumed: bool = False) -> None:
         """Run stages until the job ends or reaches a state in `until`."""
         while True:
-            current = await self._store.get_job(job.id)
+            current = await self._store.jobs.get(job.id)
             if current is None or current.terminal or current.state in until:
                 return
             state = current.state
@@ -234,7 +234,7 @@ class JobRunner:
             await self._fail(job, reasons.reason_for(error), {JobState.QUEUED})
             return
         body = to_fal_body(request, urls)
-        if not await self._store.transition(
+        if not await self._store.jobs.transition(
             job.id, JobState.SUBMITTING, expected={JobState.QUEUED}
         ):
             return  # cancelled meanwhile
@@ -269,7 +269,7 @@ class JobRunner:
                 self._endpoint_gone(job.endpoint_id)
             await self._fail(job, reasons.reason_for(error), {JobState.SUBMITTING})
             return
-        await self._store.transition(
+        await self._store.jobs.transition(
             job.id,
             JobState.SUBMITTED,
             expected={JobState.SUBMITTING},
@@ -311,7 +311,7 @@ class JobRunner:
                         failures = 0
                         if isinstance(status, Queued):
                             if status.position != job.fal_queue_position:
-                                await self._store.update_job(
+                                await self._store.jobs.update(
                                     job.id, fal_queue_position=status.position
                                 )
                                 job = await self._fresh(job)
@@ -321,7 +321,7 @@ class JobRunner:
                         elif isinstance(status, InProgress):
                             if started is None:
                                 started = self._clock()
-                                await self._store.transition(
+                                await self._store.jobs.transition(
                                     job.id,
                                     JobState.RUNNING,
                                     expected={JobState.SUBMITTED},
@@ -419,7 +419,7 @@ class JobRunner:
                     fresh, reasons.model_failure(status.error, status.error_type), AT_FAL
                 )
             return
-        await self._store.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
+        await self._store.jobs.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
 
     async def _fetch(self, job: Job) -> None:
         """Fetch the finished video: from the file already on disk, else from the stored video
@@ -435,7 +435,7 @@ class JobRunner:
                     with self._metrics.fal_call("result"):
                         result = await self._fal.result(self.handle(job))
                     url = result.video.url
-                    await self._store.update_job(job.id, video_url=url)
+                    await self._store.jobs.update(job.id, video_url=url)
                 size = await self._download(job, url, dest)
         except (FalError, DownloadError) as error:
             # fal finished the run, so it billed it: the member is refunded, the budgets keep it.
@@ -443,7 +443,7 @@ class JobRunner:
                 job, reasons.reason_for(error), {JobState.COMPLETED}, outcome=LedgerKind.WRITE_OFF
             )
             return
-        await self._store.transition(
+        await self._store.jobs.transition(
             job.id,
             JobState.DOWNLOADED,
             expected={JobState.COMPLETED},
@@ -486,7 +486,7 @@ class JobRunner:
             # anyway, the job must still end: the video stays reachable through /pika job.
             log.exception("job %s: delivery failed unexpectedly; the video is kept", job.id)
             delivered = Delivered(DeliveryPath.KEPT, None, "delivery failed")
-        await self._store.finish_job(
+        await self._store.jobs.finish(
             job.id,
             JobState.DELIVERED,
             expected={JobState.DOWNLOADED},
@@ -515,7 +515,7 @@ class JobRunner:
         `outcome` is REFUND when fal surely never ran (or billed) the job, WRITE_OFF when it may
         have: then the credits keep counting against the server's and the global budget.
         """
-        moved = await self._store.finish_job(
+        moved = await self._store.jobs.finish(
             job.id,
             to,
             expected=expected,
@@ -542,13 +542,13 @@ class JobRunner:
         except Exception:
             log.exception("could not tell the member why job %s ended", job.id)
             return False
-        await self._store.update_job(job.id, told_at=int(self._clock()))
+        await self._store.jobs.update(job.id, told_at=int(self._clock()))
         return True
 
     async def _give_up(self, job_id: str) -> None:
         """The deadline passed: a job not at fal yet ends refunded; one at fal is cancelled
         there and watched on until fal says how it ended (or the hard deadline)."""
-        job = await self._store.get_job(job_id)
+        job = await self._store.jobs.get(job_id)
         if job is None or job.terminal or job.state in FAL_DONE:
             return
         if job.state in AT_FAL and job.fal_request_id:
@@ -562,12 +562,12 @@ class JobRunner:
                 # fal finished it (and billed for it): fetch and deliver it after all.
                 log.info("job %s passed its deadline but fal had finished it", job.id)
                 self._left_fal(job)
-                await self._store.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
+                await self._store.jobs.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
                 return
             # Requested, failed, or fal does not know it (yet): fal stops it, finishes it
             # anyway (and bills), or never says; the watch finds out, bounded by the hard
             # deadline.
-            await self._store.update_job(job.id, error_code=GAVE_UP)
+            await self._store.jobs.update(job.id, error_code=GAVE_UP)
             return
         if job.state is JobState.SUBMITTING:
             # Only a send that ended without recording its answer leaves a job here.
@@ -586,7 +586,7 @@ class JobRunner:
         """The hard deadline passed and fal never said the job ended: ask fal once more to
         cancel it, then end it. The member is refunded; fal may have billed the run, so it is
         written off against the budgets."""
-        job = await self._store.get_job(job_id)
+        job = await self._store.jobs.get(job_id)
         if job is None or job.terminal or job.state in FAL_DONE:
             return
         if job.state in AT_FAL and job.fal_request_id:
@@ -608,7 +608,7 @@ class JobRunner:
             else:
                 if outcome is CancelOutcome.ALREADY_COMPLETED:
                     self._left_fal(job)
-                    await self._store.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
+                    await self._store.jobs.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
                     return
         log.warning(
             "job %s: fal never said how %s ended within %ds; written off (fal may bill it)",
@@ -628,7 +628,7 @@ class JobRunner:
         return reasons.deadline_passed(max(1, self._config.deadline_seconds // 60))
 
     async def _fresh(self, job: Job) -> Job:
-        return await self._store.get_job(job.id) or job
+        return await self._store.jobs.get(job.id) or job
 
 
 def _size_of(path: Path) -> int | None:

@@ -133,7 +133,7 @@ class _UnreachedRefunds:
         delivered = await self._inner.deliver(job, video, resumed=resumed)
         if delivered.path is DeliveryPath.KEPT and self._guild_gone(job.guild_id):
             # fal billed this run: given back to the member, still counted as spent.
-            moved = await self._store.finish_job(
+            moved = await self._store.jobs.finish(
                 job.id,
                 JobState.DELIVERED,
                 expected={JobState.DOWNLOADED},
@@ -218,11 +218,11 @@ class Jobs:
 
     async def start(self) -> None:
         """Resume every unfinished job, then start sending queued jobs to fal."""
-        for job in await self.store.unfinished_jobs():
+        for job in await self.store.jobs.unfinished():
             self._adopt(job)
         log.info("resumed %d running and %d queued jobs", len(self._tasks), len(self._queue))
         since = int(self._clock()) - UNTOLD_LOOKBACK_S
-        for job in await self.store.untold_endings(since=since):
+        for job in await self.store.jobs.untold_endings(since=since):
             # Ended (and refunded) just before a stop, before the member heard why.
             self._side_task(self._runner.tell(job, job.error or reasons.CANCELLED.words))
         self._scheduler = asyncio.create_task(self._schedule(), name="pika-scheduler")
@@ -272,7 +272,7 @@ class Jobs:
         if getattr(request, "seed", None) is None:
             request = revise(request, seed=secrets.randbelow(SEED_MAX + 1))
         cost = self.cost_of(request)
-        guild = await self.store.guild_settings(requester.guild_id)
+        guild = await self.store.rules.settings(requester.guild_id)
         # Checked here too, not only by the command: buttons start jobs without a command.
         check_channel(guild, requester.channel_id, parent_id=requester.parent_channel_id)
         check_prompt(guild, request_texts(request))
@@ -280,7 +280,7 @@ class Jobs:
             requester.guild_id, requester.user_id, requester.role_ids
         )
         try:
-            job = await self.store.create_job(
+            job = await self.store.jobs.create(
                 NewJob(
                     mode=str(request.mode),
                     endpoint_id=request.endpoint.id,
@@ -319,8 +319,8 @@ class Jobs:
         The job is only scheduled now, so that no progress edit can overtake the first reply.
         """
         if message_id is not None:
-            await self.store.update_job(job.id, progress_message_id=message_id)
-            job = await self.store.get_job(job.id) or job
+            await self.store.jobs.update(job.id, progress_message_id=message_id)
+            job = await self.store.jobs.get(job.id) or job
         self.board.shown_now(job, Progress(Stage.WAITING, position=position))
         self._wake.set()
 
@@ -338,7 +338,7 @@ class Jobs:
             if task is not None:
                 await asyncio.wait({task})
                 continue
-            job = await self.store.get_job(job_id)
+            job = await self.store.jobs.get(job_id)
             if job is None or job.terminal:
                 return job
             if job_id in self._tasks:  # taken up again while we looked
@@ -353,7 +353,7 @@ class Jobs:
 
     async def get(self, job_id: str) -> Job | None:
         """A job by its id, or None."""
-        return await self.store.get_job(job_id)
+        return await self.store.jobs.get(job_id)
 
     @property
     def waiting_count(self) -> int:
@@ -389,7 +389,7 @@ class Jobs:
                 item = self._queue.pop()
                 if item is None:
                     break
-                job = await self.store.get_job(item.job_id)
+                job = await self.store.jobs.get(item.job_id)
                 if job is None or job.state is not JobState.QUEUED:
                     self._queue.finished(item.user_id)
                     continue
@@ -430,7 +430,7 @@ class Jobs:
     async def _adopt_orphans(self) -> None:
         """Unfinished jobs that no task owns (a task that died, a retry that could not be set
         up) are taken up again from where they stand."""
-        for job in await self.store.unfinished_jobs():
+        for job in await self.store.jobs.unfinished():
             if job.id in self._tasks or job.id in self._queue or job.id in self._held:
                 continue
             if job.state is JobState.SUBMITTING and self._runner.sending:
@@ -457,14 +457,14 @@ class Jobs:
         taking a fal slot (the runner gives up at once on a job past its deadline)."""
         cutoff = self._clock() - self._deadline_seconds
         for item in self._queue.accepted_before(cutoff):
-            job = await self.store.get_job(item.job_id)
+            job = await self.store.jobs.get(item.job_id)
             self._queue.remove(item.job_id)
             if job is not None and job.state is JobState.QUEUED:
                 self._spawn(job, resumed=False)
 
     async def _report_positions(self) -> None:
         for job_id, place in self._queue.positions().items():
-            job = await self.store.get_job(job_id)
+            job = await self.store.jobs.get(job_id)
             if job is not None:
                 self.board.report(job, Progress(Stage.WAITING, position=place))
 
@@ -537,14 +537,14 @@ class Jobs:
             # A send still landing is recorded first: a retry that found its job in
             # SUBMITTING would take it as unknown (and fal may be running it).
             await asyncio.wait(set(self._runner.sending))
-        job = await self.store.get_job(job_id)
+        job = await self.store.jobs.get(job_id)
         if job is not None and not job.terminal:
             # Resumed: a video posted just before the error is found, not posted twice.
             self._adopt(job)
 
     async def _end_failing(self, job_id: str) -> None:
         """A job that raised on every try ends refunded, and the member is told plainly."""
-        job = await self.store.get_job(job_id)
+        job = await self.store.jobs.get(job_id)
         if job is None or job.terminal:
             return
         if job.state in AT_FAL and job.fal_request_id is not None:
@@ -558,7 +558,7 @@ class Jobs:
         to = JobState.UNKNOWN if job.state is JobState.SUBMITTING else JobState.FAILED
         sent = job.state is not JobState.QUEUED
         reason = reasons.KEPT_FAILING
-        moved = await self.store.finish_job(
+        moved = await self.store.jobs.finish(
             job.id,
             to,
             expected={job.state},
@@ -591,7 +591,7 @@ class Jobs:
         ends kept and refunded (see _UnreachedRefunds).
         """
         ended = 0
-        for job in await self.store.unfinished_jobs():
+        for job in await self.store.jobs.unfinished():
             if job.guild_id != guild_id or job.state is not JobState.QUEUED:
                 continue
             if await self._end_queued(job, reasons.LEFT_SERVER):
@@ -601,7 +601,7 @@ class Jobs:
 
     async def _end_queued(self, job: Job, reason: Reason) -> bool:
         """Cancel a job not yet sent to fal, refunded; False if it was no longer waiting."""
-        moved = await self.store.finish_job(
+        moved = await self.store.jobs.finish(
             job.id,
             JobState.CANCELLED,
             expected={JobState.QUEUED},
@@ -647,18 +647,18 @@ class Jobs:
     # -- cancelling ------------------------------------------------------------------------
 
     async def _tell_cancelled(self, job_id: str) -> None:
-        job = await self.store.get_job(job_id)
+        job = await self.store.jobs.get(job_id)
         if job is None:
             return
         await self._runner.tell(job, reasons.CANCELLED.words)
 
     async def cancel(self, job_id: str, *, actor_id: int) -> CancelResult:
         """Cancel a job: at once while it waits in the bot's queue, else by asking fal."""
-        job = await self.store.get_job(job_id)
+        job = await self.store.jobs.get(job_id)
         if job is None or job.terminal:
             return CancelResult.ALREADY_ENDED
         if job.state is JobState.QUEUED:
-            moved = await self.store.finish_job(
+            moved = await self.store.jobs.finish(
                 job.id,
                 JobState.CANCELLED,
                 expected={JobState.QUEUED},
@@ -685,15 +685,15 @@ class Jobs:
             return CancelResult.SENDING
         if job.state not in AT_FAL or job.fal_request_id is None:
             return CancelResult.TOO_LATE
-        await self.store.update_job(job.id, error_code=CANCEL_REQUESTED)
+        await self.store.jobs.update(job.id, error_code=CANCEL_REQUESTED)
         handle = self._runner.handle(job)
         try:
             outcome = await self._fal.cancel(handle)
         except FalError as error:
             log.warning("cancel of job %s at fal failed: %s", job.id, error)
-            await self.store.update_job(job.id, error_code=None)
+            await self.store.jobs.update(job.id, error_code=None)
             raise
         if outcome is CancelOutcome.REQUESTED:
             return CancelResult.REQUESTED
-        await self.store.update_job(job.id, error_code=None)
+        await self.store.jobs.update(job.id, error_code=None)
         return CancelResult.TOO_LATE

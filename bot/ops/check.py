@@ -90,7 +90,7 @@ async def check_database(settings: Settings, report: Report) -> bool:
     """Open the database, applying pending migrations, as `run` would."""
     try:
         async with await Store.open(settings.database) as store:
-            version = await store.schema_version()
+            version = await store.meta.schema_version()
     except (StoreError, OSError, sqlite3.Error) as error:
         report.line(f"database: {settings.database}")
         report.fail(f"the database cannot be opened: {error}")

@@ -1,5 +1,15 @@
-"""SQLite persistence for the bot: jobs, the credit ledger, limits, settings, audit and meta."""
+"""Persistence for the bot: jobs, the credit ledger, servers' rules, audit and meta, behind the
+Protocols of bot/store/api.py (SQLite through aiosqlite today)."""
 
+from bot.store.api import (
+    AuditStore,
+    JobStore,
+    LedgerStore,
+    MetaStore,
+    RulesStore,
+    StoreBackend,
+)
+from bot.store.audit import AuditEntry
 from bot.store.errors import (
     AllowanceExceeded,
     DatabaseTooNew,
@@ -14,6 +24,7 @@ from bot.store.errors import (
     StoreError,
     TooManyJobs,
 )
+from bot.store.expiry import ExpiredJobs
 from bot.store.jobs import (
     TERMINAL_STATES,
     UNFINISHED_STATES,
@@ -35,8 +46,9 @@ from bot.store.ledger import (
     next_reset,
 )
 from bot.store.privacy import ForgottenMember
+from bot.store.reservation import QuotaLimits, QuotaTotals, check_reservation
+from bot.store.rules import Block, Glance, GuildSettings
 from bot.store.schema import Migration, bundled_migrations
-from bot.store.settings import AuditEntry, Block, Glance, GuildSettings
 from bot.store.store import Store
 
 __all__ = [
@@ -44,12 +56,14 @@ __all__ = [
     "UNFINISHED_STATES",
     "AllowanceExceeded",
     "AuditEntry",
+    "AuditStore",
     "Balance",
     "Block",
     "DatabaseTooNew",
     "DaySpend",
     "DayTotals",
     "DeliveryPath",
+    "ExpiredJobs",
     "ForgottenMember",
     "Glance",
     "GlobalBudgetExceeded",
@@ -58,22 +72,30 @@ __all__ = [
     "Job",
     "JobChanges",
     "JobState",
+    "JobStore",
     "LedgerEntry",
     "LedgerKind",
+    "LedgerStore",
     "MemberBlocked",
     "MemberSpend",
+    "MetaStore",
     "Migration",
     "MigrationEdited",
     "MigrationError",
     "MigrationFailed",
     "NewJob",
     "QuotaExceeded",
+    "QuotaLimits",
     "QuotaReason",
+    "QuotaTotals",
+    "RulesStore",
     "Store",
+    "StoreBackend",
     "StoreError",
     "TooManyJobs",
     "allowance_period",
     "bundled_migrations",
+    "check_reservation",
     "new_job_id",
     "next_reset",
 ]

@@ -236,20 +236,20 @@ class Crash:
 
     async def job(self, job_id: str) -> Job:
         async with self.store() as store:
-            job = await store.get_job(job_id)
+            job = await store.jobs.get(job_id)
         assert job is not None, f"no job {job_id}"
         return job
 
     async def only_job(self) -> Job:
         """The one job the default member has."""
         async with self.store() as store:
-            jobs = await store.recent_jobs(self.fake.member.id, limit=10)
+            jobs = await store.jobs.recent(self.fake.member.id, limit=10)
         assert len(jobs) == 1, jobs
         return jobs[0]
 
     async def ledger(self, job_id: str) -> list[LedgerEntry]:
         async with self.store() as store:
-            return await store.job_ledger(job_id)
+            return await store.ledger.for_job(job_id)
 
     def submits_for(self, prompt: str) -> int:
         """How many submits fal received for the job with this prompt."""

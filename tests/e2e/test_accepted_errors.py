@@ -25,7 +25,7 @@ async def delivered(world: World) -> StoredMessage:
     job = await world.job(job_id_of(post))
     assert job.state == "delivered"
     assert world.store is not None
-    assert [e.kind for e in await world.store.job_ledger(job.id)] == [
+    assert [e.kind for e in await world.store.ledger.for_job(job.id)] == [
         LedgerKind.RESERVE,
         LedgerKind.SETTLE,
     ]
@@ -55,15 +55,15 @@ async def test_a_database_error_after_acceptance_says_the_job_is_accepted(
 ) -> None:
     assert world.store is not None
     store = world.store
-    real = store.update_job
+    real = store.jobs.update
 
     async def locked_once(job_id: str, **fields: Any) -> Any:
         if "progress_message_id" in fields:
-            monkeypatch.setattr(store, "update_job", real)
+            monkeypatch.setattr(store.jobs, "update", real)
             raise sqlite3.OperationalError("database is locked")
         return await real(job_id, **fields)
 
-    monkeypatch.setattr(store, "update_job", locked_once)
+    monkeypatch.setattr(store.jobs, "update", locked_once)
     interaction = await world.command("pika text", {"prompt": "a kite over the dunes"})
     answer = await world.wait_for(lambda: told(interaction) or None)
     post = await delivered(world)

@@ -89,16 +89,16 @@ async def test_admin_commands_are_refused_at_run_time_without_manage_server(
         assert refused.before_defer, name
         assert "Manage Server" in refused.text, name
     assert world.store is not None
-    assert await world.store.audit_log(world.fake.guild.id) == []
+    assert await world.store.audit.log(world.fake.guild.id) == []
     assert await world.ledger() == []
-    settings = await world.store.guild_settings(world.fake.guild.id)
+    settings = await world.store.rules.settings(world.fake.guild.id)
     assert settings.daily_budget is None
     assert not settings.allowed_channels
     assert not settings.blocklist
     assert settings.default_resolution is None
-    assert not await world.store.is_blocked(world.fake.guild.id, world.fake.owner.id)
-    assert await world.store.role_limits(world.fake.guild.id) == {}
-    assert await world.store.member_limits(world.fake.guild.id) == {}
+    assert not await world.store.rules.is_blocked(world.fake.guild.id, world.fake.owner.id)
+    assert await world.store.rules.role_limits(world.fake.guild.id) == {}
+    assert await world.store.rules.member_limits(world.fake.guild.id) == {}
     # The same commands work for a member whose role grants Manage Server.
     manager = await world.fake.add_member("manager", permissions=MANAGE_GUILD)
     interaction = await world.command(
@@ -132,7 +132,7 @@ async def test_a_grant_is_audited_and_posted_to_the_audit_channel(world: World) 
         world.fake.owner.id,
     )
     assert world.store is not None
-    actions = [e.action for e in await world.store.audit_log(world.fake.guild.id)]
+    actions = [e.action for e in await world.store.audit.log(world.fake.guild.id)]
     assert actions == ["grant", "settings.audit_channel_id"]
     assert "150 left" in (await quota_text(world)).replace("*", "")
 

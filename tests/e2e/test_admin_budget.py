@@ -15,9 +15,9 @@ async def test_a_server_budget_above_the_global_budget_is_refused(world: World) 
     assert f"{ceiling} credits" in said
     assert "nothing changed" in said.lower()
     assert world.store is not None
-    settings = await world.store.guild_settings(world.fake.guild.id)
+    settings = await world.store.rules.settings(world.fake.guild.id)
     assert settings.daily_budget is None
-    assert await world.store.audit_log(world.fake.guild.id) == []
+    assert await world.store.audit.log(world.fake.guild.id) == []
 
 
 async def test_a_server_budget_equal_to_the_global_budget_is_set(world: World) -> None:
@@ -27,5 +27,5 @@ async def test_a_server_budget_equal_to_the_global_budget_is_set(world: World) -
 
     assert f"set this server's daily budget to {ceiling} credits" in said
     assert world.store is not None
-    settings = await world.store.guild_settings(world.fake.guild.id)
+    settings = await world.store.rules.settings(world.fake.guild.id)
     assert settings.daily_budget == ceiling

@@ -78,7 +78,7 @@ async def test_reroll_makes_a_new_charged_job_with_the_same_inputs_and_a_new_see
     assert len(bodies) == 2
     assert bodies[1]["seed"] == child.request["seed"]
     assert world.store is not None
-    assert [e.kind for e in await world.store.job_ledger(child.id)] == ["reserve", "settle"]
+    assert [e.kind for e in await world.store.ledger.for_job(child.id)] == ["reserve", "settle"]
 
 
 async def test_remix_opens_a_modal_and_runs_the_edited_prompt(world: World) -> None:
@@ -176,7 +176,7 @@ async def test_cancel_on_a_queued_job_refunds_it(world: World) -> None:
     job = await world.job(job_id)
     assert job.state == "cancelled"
     assert world.store is not None
-    assert [e.kind for e in await world.store.job_ledger(job_id)] == ["reserve", "refund"]
+    assert [e.kind for e in await world.store.ledger.for_job(job_id)] == ["reserve", "refund"]
     assert world.fal.counts["cancel"] == 1
 
 
@@ -224,7 +224,7 @@ async def test_cancel_works_after_a_restart(world: World) -> None:
     job = await world.job(job_id)
     assert job.state == "cancelled"
     assert world.store is not None
-    assert [e.kind for e in await world.store.job_ledger(job_id)] == ["reserve", "refund"]
+    assert [e.kind for e in await world.store.ledger.for_job(job_id)] == ["reserve", "refund"]
 
 
 async def test_reroll_after_the_inputs_left_the_cache_is_refused_clearly(world: World) -> None:
@@ -254,4 +254,4 @@ async def test_a_remix_modal_submitted_by_another_member_is_refused(world: World
     assert "not your job" in response.data["content"]
     assert len(world.fal.submissions) == 1
     assert world.store is not None
-    assert await world.store.recent_jobs(stranger.id, limit=10) == []
+    assert await world.store.jobs.recent(stranger.id, limit=10) == []

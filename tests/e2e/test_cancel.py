@@ -52,7 +52,7 @@ async def test_a_job_waiting_in_the_bots_queue_is_cancelled_and_refunded(world: 
     [cancelled] = [j for j in await world.jobs() if j.seed == 2]
     assert cancelled.state == "cancelled"
     assert world.store is not None
-    kinds = [e.kind for e in await world.store.job_ledger(cancelled.id)]
+    kinds = [e.kind for e in await world.store.ledger.for_job(cancelled.id)]
     assert kinds == [LedgerKind.RESERVE, LedgerKind.REFUND]
     await world.progress_says(waiting, "Cancelled")
 
@@ -81,6 +81,6 @@ async def test_a_job_fal_is_generating_is_asked_to_stop_at_fal(world: World) -> 
     job = await world.job(job_id_of(post))
     assert job.state == "delivered"
     assert world.store is not None
-    kinds = [e.kind for e in await world.store.job_ledger(job.id)]
+    kinds = [e.kind for e in await world.store.ledger.for_job(job.id)]
     assert kinds == [LedgerKind.RESERVE, LedgerKind.SETTLE]
     assert "Done" in embed_text(world.fake.message(reply.id))

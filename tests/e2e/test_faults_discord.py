@@ -32,7 +32,7 @@ async def job_of(world: World, interaction: FakeInteraction, submission: int = 1
 
 async def ledger_kinds(world: World, job: Job) -> list[str]:
     assert world.store is not None
-    return [str(entry.kind) for entry in await world.store.job_ledger(job.id)]
+    return [str(entry.kind) for entry in await world.store.ledger.for_job(job.id)]
 
 
 def videos_of(world: World, job: Job) -> list[StoredMessage]:

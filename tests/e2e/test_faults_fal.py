@@ -29,7 +29,7 @@ async def job_of(world: World, interaction: FakeInteraction) -> Job:
 
 async def ledger_kinds(world: World, job: Job) -> list[str]:
     assert world.store is not None
-    return [str(entry.kind) for entry in await world.store.job_ledger(job.id)]
+    return [str(entry.kind) for entry in await world.store.ledger.for_job(job.id)]
 
 
 def submits_of(world: World, prompt: str) -> int:

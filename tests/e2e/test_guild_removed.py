@@ -43,7 +43,7 @@ async def test_removal_cancels_and_refunds_the_waiting_job_and_never_sends_it(
     second = await world.job(second_id)
     assert second.state == "cancelled"
     assert second.error_code == "left_server"
-    assert [e.kind for e in await world.store.job_ledger(second_id)] == [  # type: ignore[union-attr]
+    assert [e.kind for e in await world.store.ledger.for_job(second_id)] == [  # type: ignore[union-attr]
         LedgerKind.RESERVE,
         LedgerKind.REFUND,
     ]
@@ -73,7 +73,7 @@ async def test_a_waiting_job_of_a_server_left_while_the_bot_was_down_is_never_se
     assert second.state == "cancelled"
     assert second.error_code == "left_server"
     assert world.fal.counts["submit"] == 1
-    assert [e.kind for e in await world.store.job_ledger(second_id)] == [  # type: ignore[union-attr]
+    assert [e.kind for e in await world.store.ledger.for_job(second_id)] == [  # type: ignore[union-attr]
         LedgerKind.RESERVE,
         LedgerKind.REFUND,
     ]
@@ -81,7 +81,7 @@ async def test_a_waiting_job_of_a_server_left_while_the_bot_was_down_is_never_se
     assert first.state == "delivered"
     assert first.delivery_path == "dm"
     assert any(m.attachments for m in dms(world))
-    assert [e.kind for e in await world.store.job_ledger(first_id)] == [  # type: ignore[union-attr]
+    assert [e.kind for e in await world.store.ledger.for_job(first_id)] == [  # type: ignore[union-attr]
         LedgerKind.RESERVE,
         LedgerKind.SETTLE,
     ]

@@ -53,7 +53,7 @@ async def ledger_sums(world: World) -> Counter[LedgerKind]:
     assert world.store is not None
     sums: Counter[LedgerKind] = Counter()
     for member in world.fake.world.guilds[world.fake.guild.id].members:
-        for entry in await world.store.member_ledger(world.fake.guild.id, member):
+        for entry in await world.store.ledger.for_member(world.fake.guild.id, member):
             sums[entry.kind] += entry.amount
     return sums
 

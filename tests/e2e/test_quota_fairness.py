@@ -43,6 +43,6 @@ async def test_a_burst_of_five_does_not_hold_up_another_members_first_job(world:
     assert started == ["a1", "b1", "a2", "a3", "a4", "a5"]
     await finish(world, (await world.submission(6)).request_id)
     assert world.store is not None
-    jobs = await world.store.recent_jobs(alice.id, limit=10)
+    jobs = await world.store.jobs.recent(alice.id, limit=10)
     for job in jobs:
         assert (await world.job(job.id)).state == "delivered"

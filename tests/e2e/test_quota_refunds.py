@@ -25,7 +25,7 @@ async def progress(world: World, interaction: FakeInteraction) -> str:
 
 async def kinds(world: World, job_id: str) -> list[tuple[LedgerKind, int]]:
     assert world.store is not None
-    return [(entry.kind, entry.amount) for entry in await world.store.job_ledger(job_id)]
+    return [(entry.kind, entry.amount) for entry in await world.store.ledger.for_job(job_id)]
 
 
 async def left(world: World) -> int:
@@ -84,7 +84,7 @@ async def test_cancelling_a_job_waiting_in_the_bots_queue_refunds_it(world: Worl
     assert (await world.job(second)).state == JobState.CANCELLED
     assert await kinds(world, second) == [(LedgerKind.RESERVE, 20), (LedgerKind.REFUND, 20)]
     assert world.store is not None
-    refund = (await world.store.job_ledger(second))[1]
+    refund = (await world.store.ledger.for_job(second))[1]
     assert refund.actor_id == world.fake.member.id  # the member cancelled it
     await world.fal.advance(running.request_id)
     assert (await world.job(first)).state == JobState.DELIVERED

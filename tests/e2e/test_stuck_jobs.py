@@ -139,14 +139,14 @@ async def test_a_locked_database_after_fal_accepted_is_never_sent_again(
     no_pauses(world)
     assert world.store is not None
     store = world.store
-    real_transition = store.transition
+    real_transition = store.jobs.transition
 
     async def transition(job_id: str, to: JobState, **kwargs: Any) -> bool:
         if to is JobState.SUBMITTED:
             raise sqlite3.OperationalError("database is locked")
         return await real_transition(job_id, to, **kwargs)
 
-    monkeypatch.setattr(store, "transition", transition)
+    monkeypatch.setattr(store.jobs, "transition", transition)
     await world.command("pika text", {"prompt": "sent but not written down"})
     await world.submission()
     [accepted] = await world.jobs()

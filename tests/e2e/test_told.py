@@ -36,7 +36,7 @@ async def test_a_failure_the_member_could_not_be_told_about_is_told_after_a_rest
     assert job.told_at is None
     assert not notes(world)
     assert world.store is not None
-    assert [e.kind for e in await world.store.job_ledger(job_id)] == ["reserve", "refund"]
+    assert [e.kind for e in await world.store.ledger.for_job(job_id)] == ["reserve", "refund"]
 
     await world.stop()
     await world.start()
@@ -71,7 +71,7 @@ async def test_a_video_lost_from_disk_before_posting_is_refunded_and_explained(
     await hold.wait()
     job_id = (await world.jobs())[0].id
     assert world.store is not None
-    downloaded = await world.store.get_job(job_id)
+    downloaded = await world.store.jobs.get(job_id)
     assert downloaded is not None
     assert downloaded.state == "downloaded"
     assert downloaded.output_path is not None
@@ -84,5 +84,5 @@ async def test_a_video_lost_from_disk_before_posting_is_refunded_and_explained(
     assert job.error_code == "video_lost"
     assert world.store is not None
     # fal billed the run: the member gets it back, the budgets keep counting it.
-    assert [e.kind for e in await world.store.job_ledger(job_id)] == ["reserve", "write_off"]
+    assert [e.kind for e in await world.store.ledger.for_job(job_id)] == ["reserve", "write_off"]
     assert not world.posts()

@@ -79,7 +79,7 @@ async def test_a_webhook_delivers_the_job_when_the_stream_breaks_and_polling_is_
     assert len(world.posts()) == 1
     assert world.bot is not None
     assert world.store is not None
-    kinds = [entry.kind for entry in await world.store.job_ledger(job.id)]
+    kinds = [entry.kind for entry in await world.store.ledger.for_job(job.id)]
     assert kinds == [LedgerKind.RESERVE, LedgerKind.SETTLE]
 
 

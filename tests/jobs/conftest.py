@@ -82,7 +82,7 @@ class Rig:
 
     async def new_job(self, prompt: str, cost: int = 20) -> Job:
         request = TextRequest(prompt=prompt, seed=7)
-        return await self.store.create_job(
+        return await self.store.jobs.create(
             NewJob(
                 mode=str(request.mode),
                 endpoint_id=request.endpoint.id,
@@ -105,12 +105,12 @@ class Rig:
         # A bound on a hang, not a measurement: every test ends in well under this.
         async with asyncio.timeout(30):
             await runner.run(job, resumed=resumed)
-        ended = await self.store.get_job(job.id)
+        ended = await self.store.jobs.get(job.id)
         assert ended is not None
         return ended
 
     async def kinds(self, job: Job) -> list[LedgerKind]:
-        return [entry.kind for entry in await self.store.job_ledger(job.id)]
+        return [entry.kind for entry in await self.store.ledger.for_job(job.id)]
 
 
 @pytest.fixture

@@ -26,7 +26,16 @@ from bot.jobs.policy import blocked_word
 from bot.jobs.runner import RunnerConfig
 from bot.media import InputCache
 from bot.pika import InputRef, Mode, PriceList, build_request, price
-from bot.store import DeliveryPath, Job, LedgerKind, QuotaExceeded, QuotaReason, Store
+from bot.store import (
+    UNFINISHED_STATES,
+    DeliveryPath,
+    Job,
+    JobState,
+    LedgerKind,
+    QuotaExceeded,
+    QuotaReason,
+    Store,
+)
 
 GUILD, CHANNEL, ALICE, BOB = 1, 10, 100, 200
 # 2026-11-21 05:30 UTC: half an hour before a 06:00 reset.
@@ -168,7 +177,7 @@ async def test_the_allowance_comes_back_at_the_reset_hour(jobs: Jobs, clock: Clo
     assert quota.balance.used == 20
     assert quota.balance.left == 80
     assert quota.resets_at == RESET + 86400
-    ledger = await jobs.store.job_ledger(accepted.job.id)
+    ledger = await jobs.store.ledger.for_job(accepted.job.id)
     assert [(e.kind, e.period) for e in ledger] == [(LedgerKind.RESERVE, "2026-11-21")]
 
 
@@ -182,7 +191,12 @@ async def test_a_grant_adds_credits_for_today_only(accounts: Accounts, clock: Cl
 async def test_a_reset_gives_back_what_was_charged(jobs: Jobs) -> None:
     for _ in range(5):
         accepted = await jobs.accept(text(), alice())
-        await jobs.store.settle(accepted.job.id)
+        await jobs.store.jobs.finish(
+            accepted.job.id,
+            JobState.DELIVERED,
+            expected=UNFINISHED_STATES,
+            outcome=LedgerKind.SETTLE,
+        )
     entry = await jobs.accounts.reset(GUILD, ALICE, actor_id=1)
     assert entry.amount == 100
     assert (await jobs.accounts.quota(GUILD, ALICE, [])).balance.left == 100
@@ -259,7 +273,7 @@ async def test_accepting_checks_the_channel_and_the_blocklist_too(jobs: Jobs) ->
     await jobs.accounts.allow_channel(GUILD, 11, actor_id=1)
     with pytest.raises(NotAllowedHere):
         await jobs.accept(text(), alice())
-    assert await jobs.store.member_ledger(GUILD, ALICE) == []
+    assert await jobs.store.ledger.for_member(GUILD, ALICE) == []
 
 
 @pytest.mark.parametrize(
@@ -282,7 +296,7 @@ async def test_a_job_made_from_another_job_is_charged_as_a_new_job(jobs: Jobs) -
     first = await jobs.accept(text(), alice())
     again = await jobs.accept(text(), alice(), parent_job_id=first.job.id)
     assert again.job.parent_job_id == first.job.id
-    ledger = await jobs.store.member_ledger(GUILD, ALICE)
+    ledger = await jobs.store.ledger.for_member(GUILD, ALICE)
     assert [(e.kind, e.job_id, e.amount) for e in ledger] == [
         (LedgerKind.RESERVE, first.job.id, 20),
         (LedgerKind.RESERVE, again.job.id, 20),
@@ -333,7 +347,7 @@ async def test_every_admin_change_is_audited_with_its_admin(accounts: Accounts) 
     await accounts.set_default_model(GUILD, Mode.TEXT, "v2.2", actor_id=admin)
     await accounts.set_default_resolution(GUILD, "720p", actor_id=admin)
     await accounts.set_audit_channel(GUILD, 12, actor_id=admin)
-    log = await accounts.store.audit_log(GUILD, limit=100)
+    log = await accounts.store.audit.log(GUILD, limit=100)
     assert len(log) == 15
     assert {entry.actor_id for entry in log} == {admin}
 

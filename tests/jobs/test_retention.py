@@ -97,7 +97,7 @@ class Bot:
         end: JobState | None = JobState.DELIVERED,
         video: bool = False,
     ) -> Job:
-        job = await self.store.create_job(
+        job = await self.store.jobs.create(
             new_job(user_id=user_id, guild_id=guild_id, input_hashes=inputs),
             cost=20,
             actor_id=user_id,
@@ -108,19 +108,19 @@ class Bot:
             output = write(self.videos / f"{job.id}.mp4", 100, age_s=60)
             write(self.videos / f"{job.id}.fit.mp4", 50, age_s=60)
         if end is JobState.DOWNLOADED:
-            await self.store.transition(
+            await self.store.jobs.transition(
                 job.id, end, expected={JobState.QUEUED}, output_path=str(output)
             )
         elif end is not None:
             outcome = LedgerKind.SETTLE if end is JobState.DELIVERED else LedgerKind.REFUND
-            await self.store.finish_job(
+            await self.store.jobs.finish(
                 job.id,
                 end,
                 expected={JobState.QUEUED},
                 outcome=outcome,
                 output_path=str(output) if output else None,
             )
-        fresh = await self.store.get_job(job.id)
+        fresh = await self.store.jobs.get(job.id)
         assert fresh is not None
         return fresh
 
@@ -189,7 +189,7 @@ async def test_a_job_finished_past_the_bound_loses_its_prompt_and_personal_data(
     assert old.request
     assert old.interaction_token
     assert old.output_path
-    ledger = await bot.store.job_ledger(old.id)
+    ledger = await bot.store.ledger.for_job(old.id)
     bot.clock.now = T0 + 29 * DAY
     recent = await bot.job(NEIGHBOUR, video=True)
     bot.clock.now = T0 + 31 * DAY
@@ -197,7 +197,7 @@ async def test_a_job_finished_past_the_bound_loses_its_prompt_and_personal_data(
     report = await with_job_bound(bot, 30).prune()
 
     assert report.jobs == 1
-    job = await bot.store.get_job(old.id)
+    job = await bot.store.jobs.get(old.id)
     assert job is not None
     assert job.request == {}
     assert job.input_hashes == ()
@@ -213,11 +213,11 @@ async def test_a_job_finished_past_the_bound_loses_its_prompt_and_personal_data(
         JobState.DELIVERED,
         old.cost,
     )
-    assert await bot.store.job_ledger(old.id) == ledger
+    assert await bot.store.ledger.for_job(old.id) == ledger
     assert not exists(old.output_path)
     assert not exists(old.output_path, ".fit.mp4")
     assert own not in bot.cache
-    assert await bot.store.get_job(recent.id) == recent
+    assert await bot.store.jobs.get(recent.id) == recent
     assert recent.output_path is not None
     assert exists(recent.output_path)
 
@@ -228,8 +228,8 @@ async def test_unfinished_jobs_keep_everything_however_old(bot: Bot) -> None:
     bot.clock.now = T0 + 400 * DAY
     report = await with_job_bound(bot, 30).prune()
     assert report.jobs == 0
-    assert await bot.store.get_job(running.id) == running
-    assert await bot.store.get_job(waiting.id) == waiting
+    assert await bot.store.jobs.get(running.id) == running
+    assert await bot.store.jobs.get(waiting.id) == waiting
 
 
 async def test_inputs_a_younger_job_still_uses_are_kept(bot: Bot, tmp_path: Path) -> None:
@@ -265,7 +265,7 @@ async def test_forgetting_scrubs_the_members_finished_jobs(bot: Bot) -> None:
     report = await bot.retention.forget(GUILD, MEMBER)
     assert set(report.forgotten.job_ids) == {delivered.id, failed.id}
     for job_id in (delivered.id, failed.id):
-        job = await bot.store.get_job(job_id)
+        job = await bot.store.jobs.get(job_id)
         assert job is not None
         assert job.user_id == 0
         assert job.request == {}
@@ -273,7 +273,7 @@ async def test_forgetting_scrubs_the_members_finished_jobs(bot: Bot) -> None:
         assert job.interaction_token is None
         assert job.output_path is None
         assert job.video_url is None
-    assert await bot.store.recent_jobs(MEMBER) == []
+    assert await bot.store.jobs.recent(MEMBER) == []
     assert delivered.output_path is not None
     assert not exists(delivered.output_path)
     assert not exists(delivered.output_path, ".fit.mp4")
@@ -298,11 +298,11 @@ async def test_unfinished_jobs_and_other_servers_are_left_alone(bot: Bot) -> Non
     report = await bot.retention.forget(GUILD, MEMBER)
     assert report.forgotten.unfinished == 1
     assert "1 unfinished jobs were left alone" in report.summary()
-    assert await bot.store.get_job(running.id) == running
-    assert await bot.store.get_job(elsewhere.id) == elsewhere
+    assert await bot.store.jobs.get(running.id) == running
+    assert await bot.store.jobs.get(elsewhere.id) == elsewhere
     assert running_input in bot.cache
     # The running job can still end normally: its refund matches its untouched reservation.
-    assert await bot.store.finish_job(
+    assert await bot.store.jobs.finish(
         running.id, JobState.FAILED, expected={JobState.QUEUED}, outcome=LedgerKind.REFUND
     )
 
@@ -311,24 +311,26 @@ async def test_ledger_rows_are_anonymised_and_every_sum_still_holds(bot: Bot) ->
     await bot.job(MEMBER)
     await bot.job(MEMBER, end=JobState.FAILED)
     await bot.job(NEIGHBOUR)
-    await bot.store.grant(GUILD, MEMBER, 30, period=PERIOD, actor_id=ADMIN, note="for a contest")
-    guild_before = await bot.store.guild_spend(GUILD, PERIOD)
-    global_before = await bot.store.global_spend(PERIOD)
-    rows_before = len(await bot.store.member_ledger(GUILD, MEMBER))
+    await bot.store.ledger.grant(
+        GUILD, MEMBER, 30, period=PERIOD, actor_id=ADMIN, note="for a contest"
+    )
+    guild_before = await bot.store.ledger.guild_spend(GUILD, PERIOD)
+    global_before = await bot.store.ledger.global_spend(PERIOD)
+    rows_before = len(await bot.store.ledger.for_member(GUILD, MEMBER))
 
     report = await bot.retention.forget(GUILD, MEMBER)
 
     assert report.forgotten.ledger_rows == rows_before == 5
-    assert await bot.store.member_ledger(GUILD, MEMBER) == []
-    anonymous = await bot.store.member_ledger(GUILD, 0)
+    assert await bot.store.ledger.for_member(GUILD, MEMBER) == []
+    anonymous = await bot.store.ledger.for_member(GUILD, 0)
     assert len(anonymous) == rows_before
     assert {row.actor_id for row in anonymous} == {0, ADMIN}
     grant = next(row for row in anonymous if row.kind is LedgerKind.GRANT)
     assert grant.note == ""
-    assert await bot.store.guild_spend(GUILD, PERIOD) == guild_before
-    assert await bot.store.global_spend(PERIOD) == global_before
-    assert len(await bot.store.member_ledger(GUILD, NEIGHBOUR)) == 2
-    audit = await bot.store.audit_log(GUILD)
+    assert await bot.store.ledger.guild_spend(GUILD, PERIOD) == guild_before
+    assert await bot.store.ledger.global_spend(PERIOD) == global_before
+    assert len(await bot.store.ledger.for_member(GUILD, NEIGHBOUR)) == 2
+    audit = await bot.store.audit.log(GUILD)
     assert all('"user_id": 100' not in entry.details_json for entry in audit)
 
 
@@ -365,10 +367,10 @@ async def test_the_cli_forgets_a_member(
 ) -> None:
     database = tmp_path / "cli" / "db.sqlite3"
     async with await Store.open(database) as store:
-        job = await store.create_job(
+        job = await store.jobs.create(
             new_job(user_id=MEMBER, guild_id=GUILD), cost=20, actor_id=MEMBER, **limits()
         )
-        await store.finish_job(
+        await store.jobs.finish(
             job.id, JobState.FAILED, expected={JobState.QUEUED}, outcome=LedgerKind.REFUND
         )
     monkeypatch.setenv("PIKABOT_DATABASE", str(database))
@@ -378,4 +380,4 @@ async def test_the_cli_forgets_a_member(
     assert code == 0
     assert f"member {MEMBER} in server {GUILD}: 1 finished jobs scrubbed" in capsys.readouterr().out
     async with await Store.open(database) as store:
-        assert await store.recent_jobs(MEMBER) == []
+        assert await store.jobs.recent(MEMBER) == []

@@ -44,10 +44,10 @@ async def test_one_odd_status_answer_is_waited_out_and_the_video_delivered(
 async def written_off(rig: Rig, job: Job) -> None:
     """Refunded to the member in full, but still counted against the server and the day."""
     assert await rig.kinds(job) == [LedgerKind.RESERVE, LedgerKind.WRITE_OFF]
-    balance = await rig.store.balance(1, 100, period=PERIOD, allowance=1000)
+    balance = await rig.store.ledger.balance(1, 100, period=PERIOD, allowance=1000)
     assert (balance.used, balance.reserved, balance.left) == (0, 0, 1000)
-    assert await rig.store.guild_spend(1, PERIOD) == job.cost
-    assert await rig.store.global_spend(PERIOD) == job.cost
+    assert await rig.store.ledger.guild_spend(1, PERIOD) == job.cost
+    assert await rig.store.ledger.global_spend(PERIOD) == job.cost
     assert [words for job_id, words in rig.messenger.told if job_id == job.id]
 
 
@@ -61,7 +61,7 @@ async def test_a_submit_whose_answer_was_lost_is_written_off(rig: Rig) -> None:
 
 async def test_a_job_found_mid_send_after_a_restart_is_written_off(rig: Rig) -> None:
     job = await rig.new_job("stopped while sending")
-    assert await rig.store.transition(job.id, JobState.SUBMITTING, expected={JobState.QUEUED})
+    assert await rig.store.jobs.transition(job.id, JobState.SUBMITTING, expected={JobState.QUEUED})
     ended = await rig.run(rig.runner(), job, resumed=True)
     assert ended.state is JobState.UNKNOWN
     await written_off(rig, job)
@@ -96,8 +96,8 @@ async def test_a_downloaded_video_lost_from_disk_is_written_off(rig: Rig, tmp_pa
         (JobState.SUBMITTED, JobState.SUBMITTING),
         (JobState.COMPLETED, JobState.SUBMITTED),
     ):
-        assert await rig.store.transition(job.id, to, expected={before}, fal_request_id="r-1")
-    assert await rig.store.transition(
+        assert await rig.store.jobs.transition(job.id, to, expected={before}, fal_request_id="r-1")
+    assert await rig.store.jobs.transition(
         job.id,
         JobState.DOWNLOADED,
         expected={JobState.COMPLETED},
@@ -121,20 +121,20 @@ async def finished_elsewhere(rig: Rig) -> Job:
 async def completed_job(rig: Rig, first: Job, **changes: object) -> Job:
     """A job a stop left in "completed", at the same fal request as `first`."""
     job = await rig.new_job("resumed in completed")
-    assert await rig.store.transition(job.id, JobState.SUBMITTING, expected={JobState.QUEUED})
-    assert await rig.store.transition(
+    assert await rig.store.jobs.transition(job.id, JobState.SUBMITTING, expected={JobState.QUEUED})
+    assert await rig.store.jobs.transition(
         job.id,
         JobState.SUBMITTED,
         expected={JobState.SUBMITTING},
         fal_request_id=first.fal_request_id,
     )
-    assert await rig.store.transition(
+    assert await rig.store.jobs.transition(
         job.id,
         JobState.COMPLETED,
         expected={JobState.SUBMITTED},
         **changes,  # type: ignore[arg-type]
     )
-    found = await rig.store.get_job(job.id)
+    found = await rig.store.jobs.get(job.id)
     assert found is not None
     return found
 

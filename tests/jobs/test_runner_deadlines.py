@@ -69,8 +69,8 @@ async def test_a_job_fal_never_finalises_after_the_deadline_cancel_ends_at_the_h
     assert job.id in rig.left_fal
     # The member gets everything back; the run stays in the server's and the day's spend.
     assert await rig.kinds(job) == [LedgerKind.RESERVE, LedgerKind.WRITE_OFF]
-    balance = await rig.store.balance(1, 100, period=PERIOD, allowance=1000)
+    balance = await rig.store.ledger.balance(1, 100, period=PERIOD, allowance=1000)
     assert (balance.used, balance.reserved) == (0, 0)
-    assert await rig.store.guild_spend(1, PERIOD) == 20
-    assert await rig.store.global_spend(PERIOD) == 20
+    assert await rig.store.ledger.guild_spend(1, PERIOD) == 20
+    assert await rig.store.ledger.global_spend(PERIOD) == 20
     assert [words for job_id, words in rig.messenger.told if job_id == job.id]

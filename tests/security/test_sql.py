@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 import bot.store
-from bot.store.store import _assignments
+from bot.store.jobs import _assignments
 
 STORE = Path(bot.store.__file__).parent
 EXECUTES = frozenset(
@@ -75,13 +75,17 @@ class SqlChecker:
         self.checked = 0
 
     def _helpers(self) -> dict[str, int]:
-        """Module functions taking SQL text: name -> position of their `sql` parameter."""
-        found: dict[str, int] = {}
+        """Module functions taking SQL text, its own or imported from a sibling store module:
+        name -> position of their `sql` parameter."""
+        found = _sql_parameters(self.tree)
         for node in self.tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                names = [a.arg for a in node.args.args]
-                if "sql" in names:
-                    found[node.name] = names.index("sql")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bot.store."):
+                sibling = STORE / f"{node.module.rsplit('.', 1)[-1]}.py"
+                if sibling.is_file():
+                    theirs = _sql_parameters(ast.parse(sibling.read_text(encoding="utf-8")))
+                    for alias in node.names:
+                        if alias.name in theirs:
+                            found[alias.asname or alias.name] = theirs[alias.name]
         return found
 
     def run(self) -> list[Finding]:
@@ -205,6 +209,16 @@ class SqlChecker:
         if isinstance(call, ast.Attribute) and call.attr in TRUSTED_LOOPS:
             return None
         return f"by a loop over `{ast.unparse(source)}`"
+
+
+def _sql_parameters(tree: ast.Module) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names = [a.arg for a in node.args.args]
+            if "sql" in names:
+                found[node.name] = names.index("sql")
+    return found
 
 
 def _binds(target: ast.expr, name: str) -> bool:

@@ -210,7 +210,7 @@ async def test_200_jobs_through_random_faults_are_all_accounted_for(world: World
     assert states[JobState.DELIVERED] >= len(jobs) // 2, states
     for job in jobs:
         assert job.terminal, f"job {job.id} is stuck in {job.state}"
-        kinds = [entry.kind for entry in await store.job_ledger(job.id)]
+        kinds = [entry.kind for entry in await store.ledger.for_job(job.id)]
         if job.state is JobState.DELIVERED:
             assert kinds == [LedgerKind.RESERVE, LedgerKind.SETTLE], (job.id, kinds)
             shown = delivered_messages(world, job)
@@ -239,7 +239,7 @@ async def test_200_jobs_through_random_faults_are_all_accounted_for(world: World
 
     # The ledger explains every balance: charged = delivered, nothing still held.
     for member in members:
-        rows = await store.member_ledger(world.fake.guild.id, member.user.id)
+        rows = await store.ledger.for_member(world.fake.guild.id, member.user.id)
         total = Counter[LedgerKind]()
         for row in rows:
             total[row.kind] += row.amount
@@ -248,7 +248,7 @@ async def test_200_jobs_through_random_faults_are_all_accounted_for(world: World
         assert total[LedgerKind.SETTLE] == charged
         given_back = total[LedgerKind.REFUND] + total[LedgerKind.WRITE_OFF]
         assert total[LedgerKind.RESERVE] == total[LedgerKind.SETTLE] + given_back
-        balance = await store.balance(
+        balance = await store.ledger.balance(
             world.fake.guild.id,
             member.user.id,
             period=bot.jobs.accounts.period(),
@@ -264,7 +264,7 @@ async def test_200_jobs_through_random_faults_are_all_accounted_for(world: World
     # Nothing is left in the bot's queue or at fal.
     assert bot.jobs.waiting_count == 0
     assert bot.jobs.at_fal_count == 0
-    assert await store.unfinished_jobs() == []
+    assert await store.jobs.unfinished() == []
 
     # And with the faults (and the scripted failures) gone, the bot works as before.
     world.fal.reset()

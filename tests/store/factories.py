@@ -1,11 +1,12 @@
-"""Helpers for the store tests: a settable clock, a job factory and roomy limits."""
+"""Helpers for the store tests: a settable clock, a job factory, roomy limits, and a job's ending
+as the bot writes it."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from bot.store import NewJob
+from bot.store import UNFINISHED_STATES, JobState, LedgerKind, NewJob, Store
 
 PERIOD = "2026-11-21"
 T0 = 1_795_300_000  # 2026-11-21T...Z, inside PERIOD
@@ -50,3 +51,27 @@ ROOMY: dict[str, Any] = {
 
 def limits(**overrides: Any) -> dict[str, Any]:
     return {**ROOMY, **overrides}
+
+
+async def settle(store: Store, job_id: str, *, actor_id: int = 0, note: str = "") -> bool:
+    """End the job delivered and charged, as the runner does; False if it already ended."""
+    return await store.jobs.finish(
+        job_id,
+        JobState.DELIVERED,
+        expected=UNFINISHED_STATES,
+        outcome=LedgerKind.SETTLE,
+        actor_id=actor_id,
+        note=note,
+    )
+
+
+async def refund(store: Store, job_id: str, *, actor_id: int = 0, note: str = "") -> bool:
+    """End the job failed and refunded, as the runner does; False if it already ended."""
+    return await store.jobs.finish(
+        job_id,
+        JobState.FAILED,
+        expected=UNFINISHED_STATES,
+        outcome=LedgerKind.REFUND,
+        actor_id=actor_id,
+        note=note,
+    )

@@ -32,7 +32,7 @@ async def test_created_job_keeps_everything_it_was_given(store: Store) -> None:
         seed=42,
         request_json=json.dumps({"mode": "text", "prompt": "dawn over hills"}),
     )
-    job = await store.create_job(given, cost=20, actor_id=100, **limits())
+    job = await store.jobs.create(given, cost=20, actor_id=100, **limits())
     assert job.state is JobState.QUEUED
     assert (job.created_at, job.updated_at) == (T0, T0)
     assert job.input_hashes == ("a" * 64, "b" * 64)
@@ -40,11 +40,11 @@ async def test_created_job_keeps_everything_it_was_given(store: Store) -> None:
     assert (job.cost, job.seed, job.guild_id, job.channel_id, job.user_id) == (20, 42, 1, 10, 100)
     assert (job.interaction_id, job.interaction_token) == (555, "interaction-token-secret")
     assert job.token_expires_at == T0 + 900
-    assert await store.get_job(job.id) == job
+    assert await store.jobs.get(job.id) == job
 
 
 async def test_interaction_token_stays_out_of_repr(store: Store) -> None:
-    job = await store.create_job(new_job(), cost=20, actor_id=100, **limits())
+    job = await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
     assert "interaction-token-secret" not in repr(job)
     assert "interaction-token-secret" not in repr(new_job())
 
@@ -57,23 +57,23 @@ def test_new_job_refuses_request_that_is_not_a_json_object() -> None:
 
 
 async def test_transition_moves_only_from_expected_states(store: Store) -> None:
-    job = await store.create_job(new_job(), cost=20, actor_id=100, **limits())
-    assert not await store.transition(job.id, JobState.RUNNING, expected=[JobState.SUBMITTED])
-    assert (await store.get_job(job.id)).state is JobState.QUEUED  # type: ignore[union-attr]
-    assert await store.transition(job.id, JobState.SUBMITTING, expected=[JobState.QUEUED])
-    assert (await store.get_job(job.id)).state is JobState.SUBMITTING  # type: ignore[union-attr]
+    job = await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
+    assert not await store.jobs.transition(job.id, JobState.RUNNING, expected=[JobState.SUBMITTED])
+    assert (await store.jobs.get(job.id)).state is JobState.QUEUED  # type: ignore[union-attr]
+    assert await store.jobs.transition(job.id, JobState.SUBMITTING, expected=[JobState.QUEUED])
+    assert (await store.jobs.get(job.id)).state is JobState.SUBMITTING  # type: ignore[union-attr]
 
 
 async def test_transition_of_unknown_job_returns_false(store: Store) -> None:
-    assert not await store.transition("nosuchjb", JobState.FAILED, expected=[JobState.QUEUED])
+    assert not await store.jobs.transition("nosuchjb", JobState.FAILED, expected=[JobState.QUEUED])
 
 
 async def test_concurrent_deliveries_of_one_job_succeed_once(store: Store) -> None:
-    job = await store.create_job(new_job(), cost=20, actor_id=100, **limits())
-    await store.transition(job.id, JobState.DOWNLOADED, expected=[JobState.QUEUED])
+    job = await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
+    await store.jobs.transition(job.id, JobState.DOWNLOADED, expected=[JobState.QUEUED])
     results = await asyncio.gather(
         *(
-            store.finish_job(
+            store.jobs.finish(
                 job.id,
                 JobState.DELIVERED,
                 expected=[JobState.DOWNLOADED],
@@ -84,14 +84,14 @@ async def test_concurrent_deliveries_of_one_job_succeed_once(store: Store) -> No
         )
     )
     assert results.count(True) == 1
-    assert [r.kind for r in await store.job_ledger(job.id)].count(LedgerKind.SETTLE) == 1
+    assert [r.kind for r in await store.ledger.for_job(job.id)].count(LedgerKind.SETTLE) == 1
 
 
 async def test_submission_details_and_timestamps_are_stored(store: Store, clock: FakeClock) -> None:
-    job = await store.create_job(new_job(), cost=20, actor_id=100, **limits())
-    await store.transition(job.id, JobState.SUBMITTING, expected=[JobState.QUEUED])
+    job = await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
+    await store.jobs.transition(job.id, JobState.SUBMITTING, expected=[JobState.QUEUED])
     clock.now = T0 + 5
-    await store.transition(
+    await store.jobs.transition(
         job.id,
         JobState.SUBMITTED,
         expected=[JobState.SUBMITTING],
@@ -102,15 +102,15 @@ async def test_submission_details_and_timestamps_are_stored(store: Store, clock:
         fal_queue_position=3,
     )
     clock.now = T0 + 20
-    await store.transition(
+    await store.jobs.transition(
         job.id, JobState.RUNNING, expected=[JobState.SUBMITTED], fal_queue_position=None
     )
     clock.now = T0 + 80
-    await store.transition(
+    await store.jobs.transition(
         job.id, JobState.COMPLETED, expected=[JobState.RUNNING], video_url="http://127.0.0.1/v.mp4"
     )
     clock.now = T0 + 85
-    await store.transition(
+    await store.jobs.transition(
         job.id,
         JobState.DOWNLOADED,
         expected=[JobState.COMPLETED],
@@ -118,7 +118,7 @@ async def test_submission_details_and_timestamps_are_stored(store: Store, clock:
         output_size=1234,
     )
     clock.now = T0 + 90
-    await store.finish_job(
+    await store.jobs.finish(
         job.id,
         JobState.DELIVERED,
         expected=[JobState.DOWNLOADED],
@@ -126,7 +126,7 @@ async def test_submission_details_and_timestamps_are_stored(store: Store, clock:
         result_message_id=777,
         delivery_path=DeliveryPath.CHANNEL,
     )
-    done = await store.get_job(job.id)
+    done = await store.jobs.get(job.id)
     assert done is not None
     assert done.state is JobState.DELIVERED
     assert (done.fal_request_id, done.status_url, done.cancel_url) == (
@@ -151,8 +151,8 @@ async def test_submission_details_and_timestamps_are_stored(store: Store, clock:
 
 
 async def test_failure_records_plain_words_and_a_code(store: Store) -> None:
-    job = await store.create_job(new_job(), cost=20, actor_id=100, **limits())
-    await store.finish_job(
+    job = await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
+    await store.jobs.finish(
         job.id,
         JobState.FAILED,
         expected=[JobState.QUEUED],
@@ -160,19 +160,19 @@ async def test_failure_records_plain_words_and_a_code(store: Store) -> None:
         error="fal could not make this video: the image was refused.",
         error_code="content_policy",
     )
-    failed = await store.get_job(job.id)
+    failed = await store.jobs.get(job.id)
     assert failed is not None
     assert (failed.error_code, failed.terminal) == ("content_policy", True)
-    assert await store.failure_counts(1, since=T0) == {"content_policy": 1}
+    assert await store.jobs.failure_counts(1, since=T0) == {"content_policy": 1}
 
 
 async def test_update_job_changes_columns_without_touching_state(
     store: Store, clock: FakeClock
 ) -> None:
-    job = await store.create_job(new_job(), cost=20, actor_id=100, **limits())
+    job = await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
     clock.now += 3
-    assert await store.update_job(job.id, progress_message_id=4242, interaction_token=None)
-    updated = await store.get_job(job.id)
+    assert await store.jobs.update(job.id, progress_message_id=4242, interaction_token=None)
+    updated = await store.jobs.get(job.id)
     assert updated is not None
     assert (updated.state, updated.progress_message_id, updated.interaction_token) == (
         JobState.QUEUED,
@@ -180,21 +180,21 @@ async def test_update_job_changes_columns_without_touching_state(
         None,
     )
     assert updated.updated_at == clock.now
-    assert not await store.update_job("nosuchjb", progress_message_id=1)
+    assert not await store.jobs.update("nosuchjb", progress_message_id=1)
 
 
 async def test_fixed_columns_cannot_be_changed(store: Store) -> None:
-    job = await store.create_job(new_job(), cost=20, actor_id=100, **limits())
+    job = await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
     with pytest.raises(ValueError, match="cannot be changed"):
-        await store.update_job(job.id, cost=0)  # type: ignore[call-arg]
+        await store.jobs.update(job.id, cost=0)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="cannot be changed"):
-        await store.transition(
+        await store.jobs.transition(
             job.id,
             JobState.RUNNING,
             expected=[JobState.QUEUED],
             **{"state = 'delivered', cost": 0},  # type: ignore[arg-type]
         )
-    assert await store.get_job(job.id) == job
+    assert await store.jobs.get(job.id) == job
 
 
 async def test_unfinished_jobs_lists_non_terminal_jobs_oldest_first(
@@ -202,45 +202,45 @@ async def test_unfinished_jobs_lists_non_terminal_jobs_oldest_first(
 ) -> None:
     created = []
     for state in JobState:
-        created.append(await store.create_job(new_job(), cost=1, actor_id=100, **limits()))
-        await store.transition(created[-1].id, state, expected=[JobState.QUEUED])
+        created.append(await store.jobs.create(new_job(), cost=1, actor_id=100, **limits()))
+        await store.jobs.transition(created[-1].id, state, expected=[JobState.QUEUED])
     # Same-second jobs keep their creation order.
     clock.now += 1
-    newest = await store.create_job(new_job(), cost=1, actor_id=100, **limits())
-    unfinished = await store.unfinished_jobs()
+    newest = await store.jobs.create(new_job(), cost=1, actor_id=100, **limits())
+    unfinished = await store.jobs.unfinished()
     expected = [
         job.id for job, state in zip(created, JobState, strict=True) if state not in TERMINAL_STATES
     ]
     assert [job.id for job in unfinished] == [*expected, newest.id]
-    assert await store.count_unfinished(100) == len(expected) + 1
+    assert await store.jobs.count_unfinished(100) == len(expected) + 1
 
 
 async def test_recent_and_newest_unfinished_jobs_of_a_member(
     store: Store, clock: FakeClock
 ) -> None:
-    first = await store.create_job(new_job(guild_id=1), cost=1, actor_id=100, **limits())
+    first = await store.jobs.create(new_job(guild_id=1), cost=1, actor_id=100, **limits())
     clock.now += 1
-    second = await store.create_job(new_job(guild_id=2), cost=1, actor_id=100, **limits())
+    second = await store.jobs.create(new_job(guild_id=2), cost=1, actor_id=100, **limits())
     clock.now += 1
-    third = await store.create_job(new_job(guild_id=1), cost=1, actor_id=100, **limits())
-    await store.create_job(new_job(user_id=200), cost=1, actor_id=200, **limits())
-    await store.finish_job(third.id, JobState.CANCELLED, expected=[JobState.QUEUED], outcome=None)
+    third = await store.jobs.create(new_job(guild_id=1), cost=1, actor_id=100, **limits())
+    await store.jobs.create(new_job(user_id=200), cost=1, actor_id=200, **limits())
+    await store.jobs.finish(third.id, JobState.CANCELLED, expected=[JobState.QUEUED], outcome=None)
 
-    assert [j.id for j in await store.recent_jobs(100)] == [third.id, second.id, first.id]
-    assert [j.id for j in await store.recent_jobs(100, guild_id=1)] == [third.id, first.id]
-    assert [j.id for j in await store.recent_jobs(100, limit=1)] == [third.id]
-    newest = await store.newest_unfinished_job(100)
+    assert [j.id for j in await store.jobs.recent(100)] == [third.id, second.id, first.id]
+    assert [j.id for j in await store.jobs.recent(100, guild_id=1)] == [third.id, first.id]
+    assert [j.id for j in await store.jobs.recent(100, limit=1)] == [third.id]
+    newest = await store.jobs.newest_unfinished(100)
     assert newest is not None
     assert newest.id == second.id
-    in_guild = await store.newest_unfinished_job(100, guild_id=1)
+    in_guild = await store.jobs.newest_unfinished(100, guild_id=1)
     assert in_guild is not None
     assert in_guild.id == first.id
-    assert await store.newest_unfinished_job(300) is None
+    assert await store.jobs.newest_unfinished(300) is None
 
 
 async def test_chained_job_points_at_its_parent(store: Store) -> None:
-    parent = await store.create_job(new_job(), cost=20, actor_id=100, **limits())
-    child = await store.create_job(
+    parent = await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
+    child = await store.jobs.create(
         new_job(parent_job_id=parent.id), cost=20, actor_id=100, **limits()
     )
     assert child.parent_job_id == parent.id

@@ -60,7 +60,7 @@ async def test_open_on_empty_file_creates_every_table_and_records_versions(
     db_path: Path, clock: FakeClock
 ) -> None:
     async with await Store.open(db_path, clock=clock) as store:
-        assert await store.schema_version() == bundled_migrations()[-1].version
+        assert await store.meta.schema_version() == bundled_migrations()[-1].version
     assert tables(db_path) == EXPECTED_TABLES
     assert recorded(db_path) == [(m.version, m.name, clock.now) for m in bundled_migrations()]
 
@@ -71,15 +71,15 @@ async def test_reopening_applies_nothing_again(db_path: Path, clock: FakeClock) 
     first = recorded(db_path)
     clock.now += 3600
     async with await Store.open(db_path, clock=clock) as store:
-        assert await store.schema_version() == first[-1][0]
+        assert await store.meta.schema_version() == first[-1][0]
     assert recorded(db_path) == first  # applied_at kept from the first run
 
 
 async def test_data_survives_reopening(db_path: Path, clock: FakeClock) -> None:
     async with await Store.open(db_path, clock=clock) as store:
-        job = await store.create_job(new_job(), cost=20, actor_id=100, **limits())
+        job = await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
     async with await Store.open(db_path, clock=clock) as store:
-        again = await store.get_job(job.id)
+        again = await store.jobs.get(job.id)
     assert again == job
 
 
@@ -96,7 +96,7 @@ async def test_two_stores_opened_at_once_on_one_new_file_apply_migrations_once(
         Store.open(db_path, clock=clock), Store.open(db_path, clock=clock)
     )
     async with first, second:
-        assert await first.schema_version() == await second.schema_version()
+        assert await first.meta.schema_version() == await second.meta.schema_version()
     assert [v for v, _, _ in recorded(db_path)] == [m.version for m in bundled_migrations()]
 
 
@@ -114,7 +114,7 @@ async def test_new_migration_is_applied_on_next_open_in_order(
     )
     clock.now += 60
     async with await Store.open(db_path, clock=clock, migrations=[*base, extra]) as store:
-        assert await store.schema_version() == extra.version
+        assert await store.meta.schema_version() == extra.version
     assert recorded(db_path)[-1] == (extra.version, "add_notes", clock.now)
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT body FROM notes").fetchall() == [("first; with a semicolon",)]
@@ -154,7 +154,7 @@ async def test_database_from_a_newer_bot_is_refused(db_path: Path, clock: FakeCl
 async def test_foreign_keys_are_enforced(clock: FakeClock) -> None:
     async with await Store.open(":memory:", clock=clock) as store:
         with pytest.raises(sqlite3.IntegrityError):
-            await store.create_job(
+            await store.jobs.create(
                 new_job(parent_job_id="nosuchid"), cost=20, actor_id=100, **limits()
             )
-        assert await store.unfinished_jobs() == []
+        assert await store.jobs.unfinished() == []

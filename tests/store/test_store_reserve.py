@@ -23,14 +23,14 @@ from bot.store import (
     Store,
     TooManyJobs,
 )
-from bot.store.store import _INSERT_JOB_SQL
+from bot.store.jobs import INSERT_JOB_SQL
 
-from .factories import PERIOD, FakeClock, limits, new_job
+from .factories import PERIOD, FakeClock, limits, new_job, refund, settle
 
 
 async def attempt(store: Store, user_id: int, guild_id: int, cost: int, **kw: Any) -> Job | str:
     try:
-        return await store.create_job(
+        return await store.jobs.create(
             new_job(user_id=user_id, guild_id=guild_id), cost=cost, actor_id=user_id, **limits(**kw)
         )
     except QuotaExceeded as refused:
@@ -49,9 +49,9 @@ def ledger_rows(path: Path) -> list[tuple[Any, ...]]:
 async def test_hundred_concurrent_jobs_of_one_member_stop_at_the_allowance(store: Store) -> None:
     results = await asyncio.gather(*(attempt(store, 100, 1, 20, allowance=100) for _ in range(100)))
     assert outcomes(results) == {"accepted": 5, "member_allowance": 95}
-    balance = await store.balance(1, 100, period=PERIOD, allowance=100)
+    balance = await store.ledger.balance(1, 100, period=PERIOD, allowance=100)
     assert (balance.used, balance.reserved, balance.left) == (100, 100, 0)
-    assert len(await store.unfinished_jobs()) == 5
+    assert len(await store.jobs.unfinished()) == 5
 
 
 async def test_hundred_members_of_one_guild_stop_at_the_guild_budget(store: Store) -> None:
@@ -59,7 +59,7 @@ async def test_hundred_members_of_one_guild_stop_at_the_guild_budget(store: Stor
         *(attempt(store, user, 1, 20, allowance=100, guild_budget=190) for user in range(100))
     )
     assert outcomes(results) == {"accepted": 9, "guild_budget": 91}
-    assert await store.guild_spend(1, PERIOD) == 180
+    assert await store.ledger.guild_spend(1, PERIOD) == 180
 
 
 async def test_many_guilds_stop_at_the_global_budget(store: Store) -> None:
@@ -71,8 +71,8 @@ async def test_many_guilds_stop_at_the_global_budget(store: Store) -> None:
         )
     )
     assert outcomes(results) == {"accepted": 11, "global_budget": 89}
-    assert await store.global_spend(PERIOD) == 495
-    per_guild = [await store.guild_spend(guild, PERIOD) for guild in range(10)]
+    assert await store.ledger.global_spend(PERIOD) == 495
+    per_guild = [await store.ledger.guild_spend(guild, PERIOD) for guild in range(10)]
     assert sum(per_guild) == 495
 
 
@@ -98,73 +98,73 @@ async def test_two_connections_on_one_file_share_the_limits(
 
 
 async def test_refused_job_writes_nothing(store: Store) -> None:
-    await store.block_member(1, 100, actor_id=7)
+    await store.rules.block_member(1, 100, actor_id=7)
     with pytest.raises(MemberBlocked):
-        await store.create_job(new_job(), cost=20, actor_id=100, **limits())
-    assert await store.recent_jobs(100) == []
-    assert await store.member_ledger(1, 100) == []
+        await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
+    assert await store.jobs.recent(100) == []
+    assert await store.ledger.for_member(1, 100) == []
 
 
 async def test_blocked_member_is_refused_with_a_readable_reason(store: Store) -> None:
-    await store.block_member(1, 100, actor_id=7, reason="spam")
+    await store.rules.block_member(1, 100, actor_id=7, reason="spam")
     with pytest.raises(MemberBlocked, match="blocked") as refused:
-        await store.create_job(new_job(), cost=20, actor_id=100, **limits())
+        await store.jobs.create(new_job(), cost=20, actor_id=100, **limits())
     assert refused.value.reason is QuotaReason.BLOCKED
     # The block is per server.
     assert isinstance(await attempt(store, 100, 2, 20), Job)
 
 
 async def test_allowance_refusal_carries_cost_left_and_limit(store: Store) -> None:
-    await store.create_job(new_job(), cost=45, actor_id=100, **limits(allowance=100))
+    await store.jobs.create(new_job(), cost=45, actor_id=100, **limits(allowance=100))
     with pytest.raises(AllowanceExceeded) as refused:
-        await store.create_job(new_job(), cost=90, actor_id=100, **limits(allowance=100))
+        await store.jobs.create(new_job(), cost=90, actor_id=100, **limits(allowance=100))
     assert (refused.value.cost, refused.value.left, refused.value.limit) == (90, 55, 100)
     assert "90 credits" in str(refused.value)
     assert "55 left" in str(refused.value)
 
 
 async def test_guild_budget_refusal_carries_what_is_left(store: Store) -> None:
-    await store.create_job(new_job(user_id=1), cost=45, actor_id=1, **limits(guild_budget=100))
+    await store.jobs.create(new_job(user_id=1), cost=45, actor_id=1, **limits(guild_budget=100))
     with pytest.raises(GuildBudgetExceeded) as refused:
-        await store.create_job(new_job(user_id=2), cost=90, actor_id=2, **limits(guild_budget=100))
+        await store.jobs.create(new_job(user_id=2), cost=90, actor_id=2, **limits(guild_budget=100))
     assert (refused.value.left, refused.value.limit) == (55, 100)
 
 
 async def test_global_budget_refusal_counts_other_guilds(store: Store) -> None:
-    await store.create_job(new_job(guild_id=1), cost=45, actor_id=100, **limits(global_budget=50))
+    await store.jobs.create(new_job(guild_id=1), cost=45, actor_id=100, **limits(global_budget=50))
     with pytest.raises(GlobalBudgetExceeded):
-        await store.create_job(
+        await store.jobs.create(
             new_job(guild_id=2, user_id=5), cost=10, actor_id=5, **limits(global_budget=50)
         )
 
 
 async def test_too_many_jobs_counts_only_unfinished_ones(store: Store) -> None:
-    first = await store.create_job(new_job(), cost=20, actor_id=100, **limits(max_unfinished=1))
+    first = await store.jobs.create(new_job(), cost=20, actor_id=100, **limits(max_unfinished=1))
     with pytest.raises(TooManyJobs, match="cancel"):
-        await store.create_job(new_job(), cost=20, actor_id=100, **limits(max_unfinished=1))
-    await store.finish_job(
+        await store.jobs.create(new_job(), cost=20, actor_id=100, **limits(max_unfinished=1))
+    await store.jobs.finish(
         first.id, JobState.FAILED, expected=[JobState.QUEUED], outcome=LedgerKind.REFUND
     )
     assert isinstance(await attempt(store, 100, 1, 20, max_unfinished=1), Job)
 
 
 async def test_refunded_credits_can_be_spent_again(store: Store) -> None:
-    job = await store.create_job(new_job(), cost=100, actor_id=100, **limits(allowance=100))
+    job = await store.jobs.create(new_job(), cost=100, actor_id=100, **limits(allowance=100))
     assert await attempt(store, 100, 1, 20, allowance=100) == "member_allowance"
-    assert await store.refund(job.id, actor_id=0, note="fal failed")
+    assert await refund(store, job.id, actor_id=0, note="fal failed")
     assert isinstance(await attempt(store, 100, 1, 100, allowance=100), Job)
 
 
 async def test_settled_credits_stay_spent(store: Store) -> None:
-    job = await store.create_job(new_job(), cost=100, actor_id=100, **limits(allowance=100))
-    assert await store.settle(job.id)
+    job = await store.jobs.create(new_job(), cost=100, actor_id=100, **limits(allowance=100))
+    assert await settle(store, job.id)
     assert await attempt(store, 100, 1, 20, allowance=100) == "member_allowance"
 
 
 async def test_each_day_has_its_own_allowance_and_budgets(store: Store) -> None:
-    await store.create_job(new_job(), cost=100, actor_id=100, **limits(allowance=100))
+    await store.jobs.create(new_job(), cost=100, actor_id=100, **limits(allowance=100))
     tomorrow = limits(allowance=100, guild_budget=100, global_budget=100, period="2026-11-22")
-    job = await store.create_job(new_job(), cost=100, actor_id=100, **tomorrow)
+    job = await store.jobs.create(new_job(), cost=100, actor_id=100, **tomorrow)
     assert job.cost == 100
 
 
@@ -173,23 +173,23 @@ async def test_cancelled_reservation_leaves_the_store_consistent_and_usable(
 ) -> None:
     # Park the reservation between its job row and its ledger row, then cancel it there.
     inserted = asyncio.Event()
-    real = store._db.execute_fetchall
+    real = store._db._db.execute_fetchall
 
     async def spy(sql: str, *args: Any, **kwargs: Any) -> Any:
         result = await real(sql, *args, **kwargs)
-        if sql == _INSERT_JOB_SQL and not inserted.is_set():
+        if sql == INSERT_JOB_SQL and not inserted.is_set():
             inserted.set()
             await asyncio.Event().wait()
         return result
 
-    monkeypatch.setattr(store._db, "execute_fetchall", spy)
-    task = asyncio.create_task(store.create_job(new_job(), cost=20, actor_id=100, **limits()))
+    monkeypatch.setattr(store._db._db, "execute_fetchall", spy)
+    task = asyncio.create_task(store.jobs.create(new_job(), cost=20, actor_id=100, **limits()))
     await inserted.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    jobs = await store.recent_jobs(100)
-    rows = await store.member_ledger(1, 100)
+    jobs = await store.jobs.recent(100)
+    rows = await store.ledger.for_member(1, 100)
     assert len(rows) == len(jobs) <= 1  # all of it or none of it
     assert (jobs, rows) == ([], [])  # the job row written before the cancel was rolled back
     assert isinstance(await attempt(store, 100, 1, 20), Job)
