@@ -36,6 +36,12 @@ def _new_seed() -> int:
 
 
 def _stored_request(job: Job, cache: InputCache) -> PikaRequest:
+    if job.request_json == "{}":
+        # Retention cleared the request of a long-finished job (PIKABOT_JOB_RETENTION_DAYS).
+        raise InputsGone(
+            "This job is older than the bot keeps prompts and settings, so it cannot be "
+            "repeated; run the command again."
+        )
     try:
         request = parse_request(job.request_json)
     except InvalidRequest:

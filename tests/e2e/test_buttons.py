@@ -255,3 +255,15 @@ async def test_a_remix_modal_submitted_by_another_member_is_refused(world: World
     assert len(world.fal.submissions) == 1
     assert world.store is not None
     assert await world.store.jobs.recent(stranger.id, limit=10) == []
+
+
+async def test_reroll_of_a_job_past_the_retention_bound_says_so(world: World) -> None:
+    post = await first_video(world)
+    job = await world.job(job_id_of(post))
+    assert world.store is not None
+    # Retention clears a long-finished job's request (PIKABOT_JOB_RETENTION_DAYS).
+    await world.store.meta.expire_jobs(job.updated_at + 1)
+    click = await world.fake.click(world.fake.member, post, f"pika:reroll:{job.id}")
+    await world.wait_for(lambda: ephemeral_text(click) or None)
+    assert "older than the bot keeps" in ephemeral_text(click)
+    assert len(world.fal.submissions) == 1
