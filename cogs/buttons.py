@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 
 from bot.jobs import CancelResult, Job
-from bot.jobs.discord.render import JobButton, describe, timestamp
+from bot.jobs.discord.render import JobButton, job_embed
 from bot.jobs.followups import continue_request, remix_request, reroll_request
 from bot.pika import PROMPT_MAX
 from cogs.pika import MODAL_TIMEOUT_S, cancel_job, launch
@@ -80,12 +80,14 @@ async def _cancel(bot: PikaBot, interaction: discord.Interaction, job: Job) -> N
 
 
 async def _reroll(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
-    request = reroll_request(job, bot.cache)
+    # Whether the inputs are still kept is a look at the disk: off the event loop.
+    request = await asyncio.to_thread(reroll_request, job, bot.cache)
     await launch(bot, interaction, request, parent_job_id=job.id)
 
 
 async def _remix(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
-    reroll_request(job, bot.cache)  # refuses now, before the modal, if the files are gone
+    # Refuses now, before the modal, if the files are gone.
+    await asyncio.to_thread(reroll_request, job, bot.cache)
     await interaction.response.send_modal(RemixModal(bot, job))
 
 
@@ -98,7 +100,7 @@ async def _continue(bot: PikaBot, interaction: discord.Interaction, job: Job) ->
 
 async def _details(bot: PikaBot, interaction: discord.Interaction, job: Job) -> None:
     await interaction.response.send_message(
-        embed=details_embed(job),
+        embed=job_embed(job, details=True),
         ephemeral=True,
         allowed_mentions=discord.AllowedMentions.none(),
     )
@@ -123,51 +125,6 @@ ACTIONS: dict[str, Action] = {
     "details": _details,
     "delete": _delete,
 }
-
-
-def _seconds(start: int | None, end: int | None) -> str | None:
-    if start is None or end is None:
-        return None
-    return f"{end - start} s"
-
-
-def details_embed(job: Job) -> discord.Embed:
-    """Everything about a job: parameters, seed, id, cost, timings."""
-    embed = discord.Embed(title=f"Pika job {job.id}", colour=discord.Colour.blurple())
-    prompt = job.request.get("prompt")
-    if isinstance(prompt, str) and prompt:
-        embed.description = discord.utils.escape_markdown(prompt)[:2000]
-    for name, value in describe(job):
-        embed.add_field(name=name, value=value, inline=True)
-    negative = job.request.get("negative_prompt")
-    if isinstance(negative, str) and negative:
-        embed.add_field(
-            name="Negative prompt",
-            value=discord.utils.escape_markdown(negative)[:1000],
-            inline=False,
-        )
-    embed.add_field(name="Endpoint", value=job.endpoint_id, inline=False)
-    embed.add_field(name="Status", value=job.state.value, inline=True)
-    embed.add_field(name="Cost", value=f"{job.cost} credits", inline=True)
-    embed.add_field(name="Requested by", value=f"<@{job.user_id}>", inline=True)
-    timings = [
-        ("Asked", timestamp(job.created_at)),
-        ("Waited in the bot's queue", _seconds(job.created_at, job.submitted_at)),
-        ("Waited at fal", _seconds(job.submitted_at, job.started_at)),
-        ("Generated in", _seconds(job.started_at, job.completed_at)),
-        ("Delivered", timestamp(job.finished_at) if job.finished_at else None),
-    ]
-    embed.add_field(
-        name="Timings",
-        value="\n".join(f"{label}: {value}" for label, value in timings if value) or "—",
-        inline=False,
-    )
-    if job.fal_request_id:
-        embed.add_field(name="fal request", value=f"`{job.fal_request_id}`", inline=False)
-    if job.parent_job_id:
-        embed.add_field(name="Made from job", value=f"`{job.parent_job_id}`", inline=True)
-    embed.timestamp = datetime.fromtimestamp(job.created_at, UTC)
-    return embed
 
 
 class RemixModal(discord.ui.Modal, title="Remix"):
@@ -205,7 +162,8 @@ class RemixModal(discord.ui.Modal, title="Remix"):
         if interaction.user.id != self.job.user_id:
             await reply(interaction, NOT_YOURS)
             return
-        request = remix_request(
+        request = await asyncio.to_thread(
+            remix_request,
             self.job,
             self.bot.cache,
             prompt=self.prompt.value,

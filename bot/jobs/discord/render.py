@@ -269,8 +269,12 @@ def failure_embed(job: Job, reason: str) -> discord.Embed:
     return embed
 
 
-def job_embed(job: Job) -> discord.Embed:
-    """A job shown again (/pika job): status, parameters, cost, and where its video is."""
+def job_embed(job: Job, *, details: bool = False) -> discord.Embed:
+    """A job shown again (/pika job): status, parameters, cost, and where its video is.
+
+    With `details` (the Details button), also the negative prompt, the endpoint, the timings
+    and the ids at fal and of the job it was made from.
+    """
     colour = {JobState.DELIVERED: COLOUR_DONE, JobState.FAILED: COLOUR_FAILED}.get(
         job.state, COLOUR_WAITING
     )
@@ -287,7 +291,38 @@ def job_embed(job: Job) -> discord.Embed:
     where = _where(job)
     if where:
         embed.add_field(name="Video", value=where, inline=False)
+    if details:
+        _add_details(embed, job)
     return embed
+
+
+def _add_details(embed: discord.Embed, job: Job) -> None:
+    negative = _request(job).get("negative_prompt")
+    if isinstance(negative, str) and negative:
+        embed.add_field(name="Negative prompt", value=_quote(negative), inline=False)
+    embed.add_field(name="Endpoint", value=job.endpoint_id, inline=False)
+    timings = [
+        ("Waited in the bot's queue", _seconds(job.created_at, job.submitted_at)),
+        ("Waited at fal", _seconds(job.submitted_at, job.started_at)),
+        ("Generated in", _seconds(job.started_at, job.completed_at)),
+        ("Delivered", timestamp(job.finished_at) if job.finished_at else None),
+    ]
+    embed.add_field(
+        name="Timings",
+        value="\n".join(f"{label}: {value}" for label, value in timings if value) or "—",
+        inline=False,
+    )
+    if job.fal_request_id:
+        embed.add_field(name="fal request", value=f"`{job.fal_request_id}`", inline=False)
+    if job.parent_job_id:
+        embed.add_field(name="Made from job", value=f"`{job.parent_job_id}`", inline=True)
+    embed.timestamp = datetime.fromtimestamp(job.created_at, UTC)
+
+
+def _seconds(start: int | None, end: int | None) -> str | None:
+    if start is None or end is None:
+        return None
+    return f"{end - start} s"
 
 
 def _where(job: Job) -> str | None:
