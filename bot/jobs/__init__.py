@@ -4,14 +4,8 @@ from bot.jobs.accounts import Accounts, Quota, ServerLimits, Usage
 from bot.jobs.intake import Upload, kept_video, precheck_attachment, take_inputs
 from bot.jobs.messenger import Delivered, Messenger, Progress, Stage
 from bot.jobs.policy import BlockedWord, NotAllowedHere, QuotaRefused
-from bot.jobs.service import (
-    Accepted,
-    CancelResult,
-    Jobs,
-    Limits,
-    ModeUnavailable,
-    Requester,
-)
+from bot.jobs.service import CancelResult, Jobs, ModeUnavailable
+from bot.jobs.terms import Accepted, Limits, Requester
 from bot.media import InputRejected
 from bot.pika import InvalidRequest
 from bot.store import Job, JobState, QuotaExceeded

@@ -40,7 +40,7 @@ from bot.store import (
 )
 
 if TYPE_CHECKING:
-    from bot.jobs.service import Limits, Requester
+    from bot.jobs.terms import Limits, Requester
 
 HISTORY_SIZE = 10
 USAGE_DAYS_MAX = 31

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection
-from contextlib import aclosing
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 
@@ -20,7 +17,6 @@ from bot.fal import (
     FalClient,
     FalError,
     FalNotFound,
-    FalPlatformError,
     FalSubmissionUnknown,
     InProgress,
     Queued,
@@ -31,11 +27,15 @@ from bot.jobs import reasons
 from bot.jobs.messenger import Delivered, Messenger, Progress, Stage
 from bot.jobs.progress import ProgressBoard
 from bot.jobs.reasons import Reason
+from bot.jobs.runner_config import RunnerConfig, download_rules
+from bot.jobs.slots import FalSlots
+from bot.jobs.watching import Watching
 from bot.media import DownloadError, DownloadFailed, InputCache, download
 from bot.ops.metrics import Metrics
 from bot.pika import InvalidRequest, parse_request, to_fal_body
-from bot.retry import RetryPolicy
 from bot.store import DeliveryPath, Job, JobState, LedgerKind, Store
+
+__all__ = ["AT_FAL", "JobRunner", "RunnerConfig", "download_rules"]
 
 log = logging.getLogger(__name__)
 
@@ -47,61 +47,6 @@ CANCEL_REQUESTED = "cancel_requested"
 # Marks a job the bot asked fal to cancel because its deadline passed: if fal still finishes it
 # (a running job may finish and bill), the video is delivered; if fal stops it, it is refunded.
 GAVE_UP = "deadline_cancel"
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-# Four tries in all, 0.25 s, 0.5 s and 1 s apart.
-DOWNLOAD_RETRY = RetryPolicy(max_attempts=4, base_delay=0.25, jitter=False)
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerConfig:
-    """What the runner needs from the settings."""
-
-    output_dir: Path
-    data_uri_max_bytes: int
-    output_max_bytes: int
-    download_hosts: Collection[str]
-    download_require_https: bool
-    poll_interval: float
-    progress_interval: float
-    deadline_seconds: int
-    webhook_url: str | None = None
-    # A job still at fal this long after it was accepted (fal never finalised it, or could not
-    # be asked) ends without a video: the member is refunded and the run is written off,
-    # because fal may bill it. None: twice deadline_seconds.
-    hard_deadline_seconds: int | None = None
-    # A job is only sent when at least this much of its deadline is left (at most a quarter of
-    # the deadline), so it is never sent to be cancelled moments later.
-    submit_margin_seconds: float = 60.0
-    # After a failed status check or cancel, wait poll_interval x 2^(n-1), at most this long.
-    watch_backoff_max: float = 60.0
-    # fal's CDN drops a connection now and then: a failed download of a finished (and billed)
-    # video is tried again as this policy says.
-    download_retry: RetryPolicy = DOWNLOAD_RETRY
-
-    @property
-    def hard_deadline(self) -> int:
-        """Seconds after acceptance when a job at fal is given up for good."""
-        hard = self.hard_deadline_seconds or 2 * self.deadline_seconds
-        return max(hard, self.deadline_seconds)
-
-    @property
-    def submit_margin(self) -> float:
-        """The least time before the deadline a job may still be sent with."""
-        return min(self.submit_margin_seconds, self.deadline_seconds / 4)
-
-
-def download_rules(hosts: Collection[str], *fal_urls: str) -> tuple[frozenset[str], bool]:
-    """The hosts results may come from and whether HTTPS is required.
-
-    fal's own queue and storage hosts are always allowed. Plain HTTP is only accepted when
-    every fal URL points at this machine (the emulator in tests and the sandbox).
-    """
-    fal_hosts = {urlsplit(url).hostname or "" for url in fal_urls}
-    local = bool(fal_hosts) and fal_hosts <= LOOPBACK
-    return frozenset({*hosts, *fal_hosts} - {""}), not local
 
 
 class JobRunner:
@@ -117,8 +62,8 @@ class JobRunner:
         messenger: Messenger,
         board: ProgressBoard,
         config: RunnerConfig,
-        left_fal: Callable[[Job], None],
-        endpoint_gone: Callable[[str], None],
+        slots: FalSlots,
+        guild_gone: Callable[[int], bool] = lambda _: False,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
     ) -> None:
@@ -129,16 +74,17 @@ class JobRunner:
         self._messenger = messenger
         self._board = board
         self._config = config
-        self._left_fal = left_fal
-        self._endpoint_gone = endpoint_gone
+        self._slots = slots
+        self._guild_gone = guild_gone
+        # Endpoints fal said it does not know: their mode is refused until the bot restarts.
+        self.gone_endpoints: set[str] = set()
         self._clock = clock
         # Submits under way; an orderly stop lets them finish so their answer is recorded.
         self.sending: set[asyncio.Future[None]] = set()
         # The same, by job: a deadline waits for the job's send instead of judging it blind.
         self._sends: dict[str, asyncio.Future[None]] = {}
         self._metrics = metrics or Metrics()
-        # Set by a verified fal webhook for the request a job is watching (see wake).
-        self._woken: dict[str, asyncio.Event] = {}
+        self._watching = Watching(fal, poll_interval=config.poll_interval)
 
     async def run(self, job: Job, *, resumed: bool = False) -> None:
         """Take the job through its remaining stages; every stage is persisted before the next.
@@ -266,7 +212,7 @@ class JobRunner:
             return
         except FalError as error:
             if isinstance(error, FalNotFound) and error.what == "endpoint":
-                self._endpoint_gone(job.endpoint_id)
+                self._switch_off(job.endpoint_id)
             await self._fail(job, reasons.reason_for(error), {JobState.SUBMITTING})
             return
         await self._store.jobs.transition(
@@ -281,6 +227,11 @@ class JobRunner:
         )
         log.info("job %s submitted to fal as %s", job.id, handle.request_id)
 
+    def _switch_off(self, endpoint_id: str) -> None:
+        if endpoint_id not in self.gone_endpoints:
+            log.error("fal says %s does not exist; its mode is switched off", endpoint_id)
+            self.gone_endpoints.add(endpoint_id)
+
     def handle(self, job: Job) -> RequestHandle:
         """The job's request at fal: the stored URLs, rebuilt from its id where missing."""
         assert job.fal_request_id is not None
@@ -292,6 +243,29 @@ class JobRunner:
             response_url=job.response_url or rebuilt.response_url,
             cancel_url=job.cancel_url or rebuilt.cancel_url,
         )
+
+    async def cancel(self, job: Job) -> CancelOutcome:
+        """Ask fal to stop a job its member cancelled; fal's answer then ends it cancelled.
+
+        Raises FalError when fal could not be asked.
+        """
+        await self._store.jobs.update(job.id, error_code=CANCEL_REQUESTED)
+        try:
+            outcome = await self._fal.cancel(self.handle(job))
+        except FalError as error:
+            log.warning("cancel of job %s at fal failed: %s", job.id, error)
+            await self._store.jobs.update(job.id, error_code=None)
+            raise
+        if outcome is not CancelOutcome.REQUESTED:
+            await self._store.jobs.update(job.id, error_code=None)
+        return outcome
+
+    async def stop(self, job: Job) -> None:
+        """Stop fal running a job the bot gives up on, if it still can (what fal did, it bills)."""
+        try:
+            await self._fal.cancel(self.handle(job))
+        except FalError as error:
+            log.warning("cancel of job %s at fal failed: %s", job.id, error)
 
     async def _watch(self, job: Job) -> None:
         """Follow the job at fal until fal says it is done.
@@ -307,7 +281,7 @@ class JobRunner:
         try:
             while True:
                 try:
-                    async for status in self._statuses(handle):
+                    async for status in self._watching.statuses(handle):
                         failures = 0
                         if isinstance(status, Queued):
                             if status.position != job.fal_queue_position:
@@ -331,7 +305,7 @@ class JobRunner:
                             if ticker is None:
                                 ticker = asyncio.create_task(self._tick_generating(job, started))
                         elif isinstance(status, Completed):
-                            self._left_fal(job)
+                            self._slots.give_back(job)
                             await self._completed(job, status)
                             return
                 except FalError as error:
@@ -347,7 +321,7 @@ class JobRunner:
                     )
                     await asyncio.sleep(pause)
         finally:
-            self._woken.pop(handle.request_id, None)
+            self._watching.forget(handle.request_id)
             if ticker is not None:
                 ticker.cancel()
 
@@ -358,48 +332,7 @@ class JobRunner:
     def wake(self, request_id: str) -> bool:
         """fal says (by a verified webhook) the request finished: look at once, not at the next
         poll. False when no job here is watching that request."""
-        woken = self._woken.get(request_id)
-        if woken is None:
-            return False
-        woken.set()
-        return True
-
-    async def _statuses(self, handle: RequestHandle) -> AsyncIterator[Status]:
-        """The request's statuses until Completed: fal's stream or polling, cut short by wake().
-
-        Woken, the watch is dropped and the status asked once; fal's queue, not the webhook's
-        payload, says how the request ended. Without webhooks this is just fal.watch.
-        """
-        woken = self._woken.setdefault(handle.request_id, asyncio.Event())
-        while True:
-            ended: Completed | None = None
-            watch = self._fal.watch(handle, poll_interval=self._config.poll_interval)
-            # Closed before the end is reported, so no stream outlives the watch.
-            async with aclosing(_until(watch, woken)) as statuses:
-                async for status in statuses:
-                    if isinstance(status, Completed):
-                        ended = status
-                        break
-                    yield status
-            if ended is not None:
-                yield ended
-                return
-            if not woken.is_set():
-                return
-            woken.clear()
-            try:
-                status = await self._fal.status(handle)
-            except FalPlatformError as error:
-                if not error.retryable:
-                    raise
-                log.warning(
-                    "fal status of %s failed after its webhook: %s", handle.request_id, error
-                )
-                continue
-            yield status
-            if isinstance(status, Completed):
-                return
-            # The webhook came before fal's queue says so: go on watching.
+        return self._watching.wake(request_id)
 
     async def _tick_generating(self, job: Job, started: float) -> None:
         while True:
@@ -481,20 +414,28 @@ class JobRunner:
             return
         try:
             delivered = await self._messenger.deliver(job, Path(job.output_path), resumed=resumed)
+            # /pika job only shows a job in its own server: a video of a server the bot has left
+            # that reached nobody is kept (shown again should the bot be added back), and given
+            # back to the member, still counted as spent (fal billed it).
+            unreached = delivered.path is DeliveryPath.KEPT and self._guild_gone(job.guild_id)
         except Exception:
             # The messenger falls back on its own (DM, then keeping the video); should it fail
             # anyway, the job must still end: the video stays reachable through /pika job.
             log.exception("job %s: delivery failed unexpectedly; the video is kept", job.id)
             delivered = Delivered(DeliveryPath.KEPT, None, "delivery failed")
-        await self._store.jobs.finish(
+            unreached = False
+        moved = await self._store.jobs.finish(
             job.id,
             JobState.DELIVERED,
             expected={JobState.DOWNLOADED},
-            outcome=LedgerKind.SETTLE,
+            outcome=LedgerKind.WRITE_OFF if unreached else LedgerKind.SETTLE,
+            note=reasons.LEFT_SERVER.code if unreached else "",
             result_message_id=delivered.message_id,
             delivery_path=delivered.path,
             interaction_token=None,
         )
+        if moved and unreached:
+            log.info("job %s: the bot left its server and nobody took the video: refunded", job.id)
         self._metrics.delivered(delivered.path)
         self._metrics.job_ended(job.mode, JobState.DELIVERED)
         log.info("job %s delivered (%s)", job.id, delivered.path)
@@ -561,7 +502,7 @@ class JobRunner:
             if outcome is CancelOutcome.ALREADY_COMPLETED:
                 # fal finished it (and billed for it): fetch and deliver it after all.
                 log.info("job %s passed its deadline but fal had finished it", job.id)
-                self._left_fal(job)
+                self._slots.give_back(job)
                 await self._store.jobs.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
                 return
             # Requested, failed, or fal does not know it (yet): fal stops it, finishes it
@@ -598,7 +539,7 @@ class JobRunner:
                 log.warning("last status check of job %s at fal failed: %s", job.id, error)
                 status = None
             if isinstance(status, Completed):
-                self._left_fal(job)
+                self._slots.give_back(job)
                 await self._completed(job, status)
                 return
             try:
@@ -607,7 +548,7 @@ class JobRunner:
                 log.warning("last cancel of job %s at fal failed: %s", job.id, error)
             else:
                 if outcome is CancelOutcome.ALREADY_COMPLETED:
-                    self._left_fal(job)
+                    self._slots.give_back(job)
                     await self._store.jobs.transition(job.id, JobState.COMPLETED, expected=AT_FAL)
                     return
         log.warning(
@@ -616,7 +557,7 @@ class JobRunner:
             job.fal_request_id,
             self._config.hard_deadline,
         )
-        self._left_fal(job)
+        self._slots.give_back(job)
         await self._fail(
             job,
             reasons.fal_no_answer(max(1, self._config.hard_deadline // 60)),
@@ -637,32 +578,3 @@ def _size_of(path: Path) -> int | None:
         return path.stat().st_size if path.is_file() else None
     except OSError:
         return None
-
-
-async def _until(items: AsyncIterator[T], stop: asyncio.Event) -> AsyncGenerator[T, None]:
-    """The items of `items` until `stop` is set; the item being waited for then is abandoned.
-
-    `items` is closed on the way out.
-    """
-    stopped = asyncio.ensure_future(stop.wait())
-    step: asyncio.Future[T] | None = None
-    try:
-        while not stop.is_set():
-            step = asyncio.ensure_future(anext(items))
-            await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not step.done():
-                return
-            finished, step = step, None
-            try:
-                item = finished.result()
-            except StopAsyncIteration:
-                return
-            yield item
-    finally:
-        stopped.cancel()
-        if step is not None and not step.done():
-            step.cancel()
-            # A generator must have stopped running before it can be closed.
-            await asyncio.wait({step})
-        if isinstance(items, AsyncGenerator):
-            await items.aclose()

@@ -8,29 +8,27 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bot.fal import CancelOutcome, FalClient, FalError
+from bot.fal import CancelOutcome, FalClient
 from bot.jobs import reasons
 from bot.jobs.accounts import Accounts
-from bot.jobs.messenger import Delivered, Messenger, Progress, Stage
+from bot.jobs.messenger import Messenger, Progress, Stage
 from bot.jobs.policy import check_channel, check_prompt, explain, request_texts
 from bot.jobs.progress import ProgressBoard
 from bot.jobs.queue import FairQueue
 from bot.jobs.reasons import Reason
-from bot.jobs.runner import AT_FAL, CANCEL_REQUESTED, JobRunner, RunnerConfig
+from bot.jobs.runner import AT_FAL, JobRunner, RunnerConfig
+from bot.jobs.slots import FalSlots
+from bot.jobs.terms import Accepted, Limits, Requester
 from bot.media import InputCache
 from bot.ops.logs import bind_log_context
 from bot.ops.metrics import Metrics
 from bot.pika import SEED_MAX, PikaRequest, dump_request, price, revise
-from bot.pika.prices import PriceList
 from bot.store import (
-    DeliveryPath,
     Job,
     JobState,
     LedgerKind,
@@ -38,6 +36,9 @@ from bot.store import (
     QuotaExceeded,
     Store,
 )
+
+# Accepted, Limits and Requester are the terms the jobs are asked on (see bot.jobs.terms).
+__all__ = ["Accepted", "CancelResult", "Jobs", "Limits", "ModeUnavailable", "Requester"]
 
 log = logging.getLogger(__name__)
 
@@ -51,42 +52,6 @@ UNTOLD_LOOKBACK_S = 24 * 3600
 RETRY_DELAYS_S = (5.0, 30.0, 120.0)
 # How often the scheduler looks for unfinished jobs that no task owns (and adopts them).
 ORPHAN_SWEEP_S = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Requester:
-    """Who asks for a job, where, and the interaction it came from (if any)."""
-
-    guild_id: int
-    channel_id: int  # where the job's replies and video go (a thread's own id)
-    user_id: int
-    role_ids: Sequence[int] = ()
-    interaction_id: int | None = None
-    interaction_token: str | None = field(default=None, repr=False)
-    token_expires_at: int | None = None
-    upload_limit: int | None = None  # bytes one message may carry there
-    parent_channel_id: int | None = None  # a thread's channel, which the allow-list names
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The operator's defaults for quotas and budgets (admins refine them per server)."""
-
-    prices: PriceList
-    daily_allowance: int
-    reset_hour: int
-    guild_daily_budget: int
-    global_daily_budget: int
-    max_jobs_per_member: int
-    fal_concurrency: int
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """A job written down with its reservation, and its place in the bot's queue."""
-
-    job: Job
-    position: int
 
 
 class CancelResult(StrEnum):
@@ -108,45 +73,6 @@ class ModeUnavailable(Exception):
             "been told; the other modes still work."
         )
         self.endpoint_id = endpoint_id
-
-
-class _UnreachedRefunds:
-    """The messenger, but a video of a server the bot has left that reached nobody is refunded.
-
-    /pika job only shows a job in its own server, so such a member could never get the video:
-    the job ends delivered and kept (shown again should the bot be added back), with a refund.
-    The runner's own settle then finds the job already ended and does nothing.
-    """
-
-    def __init__(self, inner: Messenger, store: Store, guild_gone: Callable[[int], bool]) -> None:
-        self._inner = inner
-        self._store = store
-        self._guild_gone = guild_gone
-
-    async def show_progress(self, job: Job, progress: Progress) -> None:
-        await self._inner.show_progress(job, progress)
-
-    async def tell_failure(self, job: Job, reason: str) -> None:
-        await self._inner.tell_failure(job, reason)
-
-    async def deliver(self, job: Job, video: Path, *, resumed: bool) -> Delivered:
-        delivered = await self._inner.deliver(job, video, resumed=resumed)
-        if delivered.path is DeliveryPath.KEPT and self._guild_gone(job.guild_id):
-            # fal billed this run: given back to the member, still counted as spent.
-            moved = await self._store.jobs.finish(
-                job.id,
-                JobState.DELIVERED,
-                expected={JobState.DOWNLOADED},
-                outcome=LedgerKind.WRITE_OFF,
-                note=reasons.LEFT_SERVER.code,
-                delivery_path=DeliveryPath.KEPT,
-                interaction_token=None,
-            )
-            if moved:
-                log.info(
-                    "job %s: the bot left its server and nobody took the video: refunded", job.id
-                )
-        return delivered
 
 
 class Jobs:
@@ -177,7 +103,6 @@ class Jobs:
         self.metrics = metrics or Metrics()
         self.limits = limits
         self.accounts = Accounts(store=store, limits=limits, clock=clock)
-        self._fal = fal
         self._messenger = messenger
         self._clock = clock
         self._guild_gone = guild_gone
@@ -188,15 +113,14 @@ class Jobs:
         self._held: set[str] = set()
         self._sweeps: list[asyncio.Future[None]] = []
         self._queue = FairQueue()
-        self._at_fal: dict[str, int] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._deadline_seconds = runner_config.deadline_seconds
         self._wake = asyncio.Event()
+        self._slots = FalSlots(self._queue, freed=self._wake)
         self._ended = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
         self._board_task: asyncio.Task[None] | None = None
-        self.disabled_endpoints: set[str] = set()
         self.board = ProgressBoard(
             messenger.show_progress, interval=runner_config.progress_interval
         )
@@ -205,11 +129,11 @@ class Jobs:
             fal=fal,
             cache=cache,
             http=http,
-            messenger=_UnreachedRefunds(messenger, store, guild_gone),
+            messenger=messenger,
             board=self.board,
             config=runner_config,
-            left_fal=self._left_fal,
-            endpoint_gone=self.disable_endpoint,
+            slots=self._slots,
+            guild_gone=guild_gone,
             clock=clock,
             metrics=self.metrics,
         )
@@ -363,7 +287,7 @@ class Jobs:
     @property
     def at_fal_count(self) -> int:
         """Jobs of this process at fal now."""
-        return len(self._at_fal)
+        return len(self._slots)
 
     @property
     def alive(self) -> bool:
@@ -385,7 +309,7 @@ class Jobs:
                 await self._sweep_now()
             await self._give_up_expired()
             started = False
-            while len(self._at_fal) < self.limits.fal_concurrency:
+            while len(self._slots) < self.limits.fal_concurrency:
                 item = self._queue.pop()
                 if item is None:
                     break
@@ -393,7 +317,7 @@ class Jobs:
                 if job is None or job.state is not JobState.QUEUED:
                     self._queue.finished(item.user_id)
                     continue
-                self._at_fal[job.id] = job.user_id
+                self._slots.take(job)
                 self._spawn(job, resumed=False)
                 started = True
             if started or self._queue:
@@ -449,7 +373,7 @@ class Jobs:
             self._signal_ended()
             return
         if job.state in AT_FAL or job.state is JobState.SUBMITTING:
-            self._count_at_fal(job)
+            self._slots.resume(job)
         self._spawn(job, resumed=True)
 
     async def _give_up_expired(self) -> None:
@@ -495,7 +419,7 @@ class Jobs:
             log.exception("job %s: unexpected error", job.id)
             failed = True
         finally:
-            self._left_fal(job)
+            self._slots.give_back(job)
             self._tasks.pop(job.id, None)
             self._wake.set()
         # Held before this task ends, so neither the sweep nor wait_ended sees a gap.
@@ -548,11 +472,7 @@ class Jobs:
         if job is None or job.terminal:
             return
         if job.state in AT_FAL and job.fal_request_id is not None:
-            # Stop fal running it further, if it still can (what fal has done, it bills).
-            try:
-                await self._fal.cancel(self._runner.handle(job))
-            except FalError as error:
-                log.warning("cancel of job %s at fal failed: %s", job.id, error)
+            await self._runner.stop(job)
         # A job stuck in SUBMITTING may have reached fal: unknown. Once sent, fal may have
         # billed it: the member gets the credits back, but they still count as spent.
         to = JobState.UNKNOWN if job.state is JobState.SUBMITTING else JobState.FAILED
@@ -588,7 +508,7 @@ class Jobs:
 
         Jobs already at fal go on: fal runs (and bills) them anyway, and the channel now
         refuses the video, so the messenger sends it by DM; if the DM is refused too, the job
-        ends kept and refunded (see _UnreachedRefunds).
+        ends kept and refunded (see JobRunner._deliver).
         """
         ended = 0
         for job in await self.store.jobs.unfinished():
@@ -619,17 +539,6 @@ class Jobs:
             log.info("job %s cancelled: %s", job.id, reason.code)
         return moved
 
-    def _count_at_fal(self, job: Job) -> None:
-        if job.id not in self._at_fal:
-            self._at_fal[job.id] = job.user_id
-            self._queue.started(job.user_id)
-
-    def _left_fal(self, job: Job) -> None:
-        user_id = self._at_fal.pop(job.id, None)
-        if user_id is not None:
-            self._queue.finished(user_id)
-            self._wake.set()
-
     def fal_webhook(self, request_id: str) -> bool:
         """A verified fal webhook says this request finished: its job looks at fal at once.
 
@@ -638,11 +547,10 @@ class Jobs:
         """
         return self._runner.wake(request_id)
 
-    def disable_endpoint(self, endpoint_id: str) -> None:
-        """fal no longer knows this endpoint: refuse its mode until the bot restarts."""
-        if endpoint_id not in self.disabled_endpoints:
-            log.error("fal says %s does not exist; its mode is switched off", endpoint_id)
-            self.disabled_endpoints.add(endpoint_id)
+    @property
+    def disabled_endpoints(self) -> set[str]:
+        """Endpoints fal said it does not know: their modes are refused until the bot restarts."""
+        return self._runner.gone_endpoints
 
     # -- cancelling ------------------------------------------------------------------------
 
@@ -685,15 +593,7 @@ class Jobs:
             return CancelResult.SENDING
         if job.state not in AT_FAL or job.fal_request_id is None:
             return CancelResult.TOO_LATE
-        await self.store.jobs.update(job.id, error_code=CANCEL_REQUESTED)
-        handle = self._runner.handle(job)
-        try:
-            outcome = await self._fal.cancel(handle)
-        except FalError as error:
-            log.warning("cancel of job %s at fal failed: %s", job.id, error)
-            await self.store.jobs.update(job.id, error_code=None)
-            raise
+        outcome = await self._runner.cancel(job)
         if outcome is CancelOutcome.REQUESTED:
             return CancelResult.REQUESTED
-        await self.store.jobs.update(job.id, error_code=None)
         return CancelResult.TOO_LATE

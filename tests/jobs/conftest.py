@@ -16,7 +16,9 @@ from bot.emulator import FalEmulator
 from bot.fal import FalClient, FalTimeouts, RetryPolicy
 from bot.jobs.messenger import Delivered, Progress
 from bot.jobs.progress import ProgressBoard
+from bot.jobs.queue import FairQueue
 from bot.jobs.runner import JobRunner, RunnerConfig, download_rules
+from bot.jobs.slots import FalSlots
 from bot.media import InputCache
 from bot.pika import TextRequest, dump_request
 from bot.store import DeliveryPath, Job, LedgerKind, NewJob, Store
@@ -53,6 +55,18 @@ class Recorder:
         self.told.append((job.id, reason))
 
 
+class RecordedSlots(FalSlots):
+    """The fal slots, noting each job that gave its slot back."""
+
+    def __init__(self, left: list[str]) -> None:
+        super().__init__(FairQueue(), freed=asyncio.Event())
+        self.left = left
+
+    def give_back(self, job: Job) -> None:
+        self.left.append(job.id)
+        super().give_back(job)
+
+
 @dataclass
 class Rig:
     fal: FalEmulator
@@ -75,8 +89,7 @@ class Rig:
             messenger=self.messenger,
             board=ProgressBoard(self.messenger.show_progress, interval=60),
             config=replace(self.config, **config),
-            left_fal=lambda job: self.left_fal.append(job.id),
-            endpoint_gone=lambda endpoint: None,
+            slots=RecordedSlots(self.left_fal),
             clock=self.clock,
         )
 
