@@ -14,14 +14,6 @@ from bot.ops.permissions import IN_CHANNEL, IN_THREAD
 from bot.pika import ENDPOINTS_BY_ID, Mode
 from bot.store import DeliveryPath, Job, JobState
 
-# Buttons carry their job in the custom_id, so they work after a restart (JobButton below is
-# their discord.ui.DynamicItem). Keep these formats stable: old messages keep them.
-BUTTON_PREFIX = "pika"
-BUTTON_ACTIONS = ("cancel", "reroll", "remix", "continue", "details", "delete")
-BUTTON_TEMPLATE = re.compile(
-    r"pika:(?P<action>" + "|".join(BUTTON_ACTIONS) + r"):(?P<job_id>[a-z2-7]{8})"
-)
-
 MODE_TITLES = {
     Mode.TEXT: "Text to video",
     Mode.ANIMATE: "Animate an image",
@@ -35,13 +27,6 @@ COLOUR_WAITING = discord.Colour.blurple()
 COLOUR_DONE = discord.Colour.green()
 COLOUR_FAILED = discord.Colour.red()
 PROMPT_SHOWN = 1000  # an embed description holds 4,096; a prompt is at most 1,500
-
-
-def button_id(action: str, job_id: str) -> str:
-    """The custom_id of one of a job's buttons."""
-    if action not in BUTTON_ACTIONS:
-        raise ValueError(f"unknown button action {action!r}")
-    return f"{BUTTON_PREFIX}:{action}:{job_id}"
 
 
 def requester_only(user_id: int) -> discord.AllowedMentions:
@@ -156,6 +141,32 @@ def progress_embed(
     return embed
 
 
+# Buttons carry their job in the custom_id, so they work after a restart (JobButton below is
+# their discord.ui.DynamicItem). Keep these formats stable: old messages keep them.
+BUTTON_PREFIX = "pika"
+# Each button's look, by its action: label, emoji and style.
+BUTTON_LOOKS: dict[str, tuple[str, str | None, discord.ButtonStyle]] = {
+    "cancel": ("Cancel", None, discord.ButtonStyle.secondary),
+    "reroll": ("Re-roll", "🎲", discord.ButtonStyle.secondary),
+    "remix": ("Remix", "✏️", discord.ButtonStyle.secondary),
+    "continue": ("Continue", "⏩", discord.ButtonStyle.secondary),
+    "details": ("Details", "ℹ️", discord.ButtonStyle.secondary),
+    "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
+}
+BUTTON_ACTIONS = tuple(BUTTON_LOOKS)
+RESULT_ACTIONS = ("reroll", "remix", "continue", "details", "delete")  # under a video, in order
+BUTTON_TEMPLATE = re.compile(
+    r"pika:(?P<action>" + "|".join(BUTTON_ACTIONS) + r"):(?P<job_id>[a-z2-7]{8})"
+)
+
+
+def button_id(action: str, job_id: str) -> str:
+    """The custom_id of one of a job's buttons."""
+    if action not in BUTTON_ACTIONS:
+        raise ValueError(f"unknown button action {action!r}")
+    return f"{BUTTON_PREFIX}:{action}:{job_id}"
+
+
 ClickHandler = Callable[["JobButton", discord.Interaction], Awaitable[None]]
 
 
@@ -171,19 +182,11 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_
 
     handler: ClassVar[ClickHandler | None] = None
 
-    def __init__(
-        self,
-        action: str,
-        job_id: str,
-        *,
-        label: str | None = None,
-        emoji: str | None = None,
-        style: discord.ButtonStyle = discord.ButtonStyle.secondary,
-    ) -> None:
+    def __init__(self, action: str, job_id: str) -> None:
+        custom_id = button_id(action, job_id)
+        label, emoji, style = BUTTON_LOOKS[action]
         super().__init__(
-            discord.ui.Button(
-                label=label, emoji=emoji, style=style, custom_id=button_id(action, job_id)
-            )
+            discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=custom_id)
         )
         self.action = action
         self.job_id = job_id
@@ -207,25 +210,15 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_
 def progress_view(job: Job) -> discord.ui.View:
     """The progress reply's buttons: Cancel for the requester."""
     view = discord.ui.View(timeout=None)
-    view.add_item(JobButton("cancel", job.id, label="Cancel"))
+    view.add_item(JobButton("cancel", job.id))
     return view
-
-
-RESULT_BUTTONS = (
-    ("reroll", "Re-roll", "🎲"),
-    ("remix", "Remix", "✏️"),
-    ("continue", "Continue", "⏩"),
-    ("details", "Details", "ℹ️"),
-    ("delete", "Delete", "🗑️"),
-)
 
 
 def result_view(job: Job) -> discord.ui.View:
     """The buttons under a delivered video."""
     view = discord.ui.View(timeout=None)
-    for action, label, emoji in RESULT_BUTTONS:
-        style = discord.ButtonStyle.danger if action == "delete" else discord.ButtonStyle.secondary
-        view.add_item(JobButton(action, job.id, label=label, emoji=emoji, style=style))
+    for action in RESULT_ACTIONS:
+        view.add_item(JobButton(action, job.id))
     return view
 
 
