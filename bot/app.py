@@ -181,11 +181,11 @@ class PikaBot(commands.Bot):
             log.info("commands synced to guild %s", guild_id)
             return True
         digest = self.command_hash()
-        if not force and await self.store.get_meta(COMMAND_HASH_KEY) == digest:
+        if not force and await self.store.meta.get(COMMAND_HASH_KEY) == digest:
             log.info("commands unchanged since the last sync; not syncing")
             return False
         await self.tree.sync()
-        await self.store.set_meta(COMMAND_HASH_KEY, digest)
+        await self.store.meta.set(COMMAND_HASH_KEY, digest)
         log.info("commands synced (definition %s)", digest[:12])
         return True
 
@@ -277,12 +277,12 @@ class BotHealth:
         )
 
     async def write_probe(self, key: str, value: str) -> None:
-        await self._bot.store.set_meta(key, value)
+        await self._bot.store.meta.set(key, value)
 
     async def stored_numbers(self) -> StoredNumbers:
         store = self._bot.store
         day = self._bot.jobs.accounts.period()
-        return StoredNumbers(await store.job_counts(), day, await store.global_spend(day))
+        return StoredNumbers(await store.jobs.counts(), day, await store.ledger.global_spend(day))
 
 
 async def refuse(

@@ -228,13 +228,13 @@ class World:
 
     async def jobs(self) -> list[Job]:
         assert self.store is not None
-        rows = await self.store.recent_jobs(self.fake.member.id, limit=100)
+        rows = await self.store.jobs.recent(self.fake.member.id, limit=100)
         return rows
 
     async def ledger(self) -> list[LedgerEntry]:
         """The default member's ledger rows in the default server, oldest first."""
         assert self.store is not None
-        return await self.store.member_ledger(self.fake.guild.id, self.fake.member.id)
+        return await self.store.ledger.for_member(self.fake.guild.id, self.fake.member.id)
 
     def bot_messages(self, channel: Any = None) -> list[StoredMessage]:
         """Every message the bot sent in the channel: ephemeral and deleted ones too."""

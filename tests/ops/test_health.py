@@ -95,7 +95,7 @@ async def test_healthz_names_an_unwritable_database(
     async def refuse(key: str, value: str) -> None:
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
-    monkeypatch.setattr(world.bot.store, "set_meta", refuse)
+    monkeypatch.setattr(world.bot.store.meta, "set", refuse)
     response = await get(f"{health.url}/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["database"] is False
