@@ -1,5 +1,11 @@
 """Retention and privacy: pruning cached inputs, downloaded videos and old jobs' prompts,
-forgetting a member."""
+forgetting a member.
+
+It lives with the jobs, not in `bot.ops`: what it removes is what jobs leave behind (their
+inputs, videos and prompts), it must know which jobs are unfinished to leave their files alone,
+and it runs beside them in the background; the operator only starts it (`forget`) or reads
+its counts (/metrics).
+"""
 
 from __future__ import annotations
 
