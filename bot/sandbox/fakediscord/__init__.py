@@ -2,7 +2,8 @@
 
 from .clock import MovableClock
 from .errors import ApiError, CommandMismatch, FakeDiscordError, NoBotConnected, ValidationFailed
-from .fake import BodyCheck, FakeDiscord, Hold, RandomFault
+from .fake import FakeDiscord
+from .faults import Hold, RandomFault
 from .gateway import GatewayFrame, GatewaySession
 from .records import (
     FakeInteraction,
@@ -14,6 +15,7 @@ from .records import (
     StoredMessage,
     UploadedFile,
 )
+from .state import BodyCheck
 from .world import Channel, Guild, Role, User
 
 __all__ = [
