@@ -11,6 +11,8 @@ from discord.ext import commands
 
 from bot.jobs import Accounts
 from bot.pika import MODEL_CHOICES, RESOLUTIONS, Mode
+from bot.store import RulesStore
+from cogs.interactions import manages_server
 from cogs.statements import (
     blocklist_line,
     channels_line,
@@ -68,22 +70,6 @@ class NotAnAdmin(app_commands.CheckFailure):
         )
 
 
-class AdminsOnly(app_commands.CheckFailure):
-    """A member asked for something only the server's admins may see (another member's credits
-    or history)."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"Only members with the Manage Server permission can see {what}.")
-
-
-def manages_server(interaction: discord.Interaction) -> bool:
-    """Whether the member may manage this server (Administrator implies it)."""
-    permissions = interaction.permissions
-    return interaction.guild_id is not None and (
-        permissions.manage_guild or permissions.administrator
-    )
-
-
 def choice_list(values: tuple[str, ...]) -> list[app_commands.Choice[str]]:
     """Discord choices whose names are their values."""
     return [app_commands.Choice(name=value, value=value) for value in values]
@@ -115,6 +101,10 @@ class Admin(commands.Cog):
     def accounts(self) -> Accounts:
         return self.bot.jobs.accounts
 
+    @property
+    def rules(self) -> RulesStore:
+        return self.bot.store.rules
+
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         # Discord's default_member_permissions only hides the commands; admins can override
         # that per role or member, so the permission is checked again on every run.
@@ -140,7 +130,7 @@ class Admin(commands.Cog):
     async def announce(self, interaction: discord.Interaction, text: str) -> None:
         """Post an admin action to the server's audit channel, if it has one."""
         guild_id = interaction.guild_id or 0
-        channel_id = (await self.accounts.settings(guild_id)).audit_channel_id
+        channel_id = (await self.rules.settings(guild_id)).audit_channel_id
         if channel_id is None:
             return
         line = f"<@{interaction.user.id}> used /pikaadmin: {text}"
@@ -165,7 +155,7 @@ class Admin(commands.Cog):
         role: discord.Role,
         credits: Credits | None = None,
     ) -> None:
-        await self.accounts.set_role_allowance(
+        await self.rules.set_role_limit(
             role.guild.id, role.id, credits, actor_id=interaction.user.id
         )
         if credits is None:
@@ -188,7 +178,7 @@ class Admin(commands.Cog):
         member: discord.Member,
         credits: Credits | None = None,
     ) -> None:
-        await self.accounts.set_member_allowance(
+        await self.rules.set_member_limit(
             member.guild.id, member.id, credits, actor_id=interaction.user.id
         )
         if credits is None:
@@ -244,7 +234,7 @@ class Admin(commands.Cog):
     async def block(
         self, interaction: discord.Interaction, member: discord.Member, reason: Note | None = None
     ) -> None:
-        await self.accounts.block(
+        await self.rules.block_member(
             _guild(interaction), member.id, actor_id=interaction.user.id, reason=reason or ""
         )
         await self.done(interaction, f"blocked {member.mention} from making videos{_why(reason)}.")
@@ -252,7 +242,7 @@ class Admin(commands.Cog):
     @admin.command(name="unblock", description="Let a blocked member make videos again")
     @app_commands.describe(member="The member")
     async def unblock(self, interaction: discord.Interaction, member: discord.Member) -> None:
-        if await self.accounts.unblock(
+        if await self.rules.unblock_member(
             _guild(interaction), member.id, actor_id=interaction.user.id
         ):
             await self.done(interaction, f"unblocked {member.mention}.")
@@ -272,7 +262,7 @@ class Admin(commands.Cog):
     ) -> None:
         guild_id = _guild(interaction)
         if default:
-            await self.accounts.set_budget(guild_id, None, actor_id=interaction.user.id)
+            await self.rules.set_daily_budget(guild_id, None, actor_id=interaction.user.id)
             limits = await self.accounts.server_limits(guild_id)
             await self.done(
                 interaction,
@@ -293,7 +283,7 @@ class Admin(commands.Cog):
             )
             return
         if credits is not None:
-            await self.accounts.set_budget(guild_id, credits, actor_id=interaction.user.id)
+            await self.rules.set_daily_budget(guild_id, credits, actor_id=interaction.user.id)
             await self.done(interaction, f"set this server's daily budget to {_credits(credits)}.")
             return
         limits = await self.accounts.server_limits(guild_id)
@@ -312,8 +302,8 @@ class Admin(commands.Cog):
     @app_commands.describe(channel="The channel")
     async def channels_allow(self, interaction: discord.Interaction, channel: Allowable) -> None:
         guild_id = _guild(interaction)
-        if await self.accounts.allow_channel(guild_id, channel.id, actor_id=interaction.user.id):
-            settings = await self.accounts.settings(guild_id)
+        if await self.rules.allow_channel(guild_id, channel.id, actor_id=interaction.user.id):
+            settings = await self.rules.settings(guild_id)
             await self.done(
                 interaction, f"allowed videos in {channel.mention}. {channels_line(settings)}"
             )
@@ -325,8 +315,8 @@ class Admin(commands.Cog):
     async def channels_disallow(self, interaction: discord.Interaction, channel: Allowable) -> None:
         guild_id = _guild(interaction)
         actor = interaction.user.id
-        if await self.accounts.disallow_channel(guild_id, channel.id, actor_id=actor):
-            settings = await self.accounts.settings(guild_id)
+        if await self.rules.disallow_channel(guild_id, channel.id, actor_id=actor):
+            settings = await self.rules.settings(guild_id)
             await self.done(
                 interaction,
                 f"took {channel.mention} off the allowed channels. {channels_line(settings)}",
@@ -336,18 +326,18 @@ class Admin(commands.Cog):
                 interaction,
                 _note(
                     f"{channel.mention} is not on the allowed list. "
-                    f"{channels_line(await self.accounts.settings(guild_id))}"
+                    f"{channels_line(await self.rules.settings(guild_id))}"
                 ),
             )
 
     @channels.command(name="everywhere", description="Allow videos in every channel again")
     async def channels_everywhere(self, interaction: discord.Interaction) -> None:
-        await self.accounts.allow_everywhere(_guild(interaction), actor_id=interaction.user.id)
+        await self.rules.clear_allowed_channels(_guild(interaction), actor_id=interaction.user.id)
         await self.done(interaction, "allowed videos in every channel again.")
 
     @channels.command(name="list", description="Where members can make videos")
     async def channels_list(self, interaction: discord.Interaction) -> None:
-        settings = await self.accounts.settings(_guild(interaction))
+        settings = await self.rules.settings(_guild(interaction))
         await self.show(interaction, _note(channels_line(settings)))
 
     # -- blocklist -------------------------------------------------------------------------
@@ -356,7 +346,7 @@ class Admin(commands.Cog):
     @app_commands.describe(word="A word or phrase, matched as a whole word, any case")
     async def blocklist_add(self, interaction: discord.Interaction, word: Word) -> None:
         guild_id = _guild(interaction)
-        if await self.accounts.block_word(guild_id, word, actor_id=interaction.user.id):
+        if await self.rules.add_blocked_word(guild_id, word, actor_id=interaction.user.id):
             await self.done(interaction, f"added `{_shown(word)}` to the prompt blocklist.")
         else:
             await self.show(interaction, _note(f"`{_shown(word)}` is already blocked."))
@@ -365,14 +355,14 @@ class Admin(commands.Cog):
     @app_commands.describe(word="The word or phrase")
     async def blocklist_remove(self, interaction: discord.Interaction, word: Word) -> None:
         guild_id = _guild(interaction)
-        if await self.accounts.unblock_word(guild_id, word, actor_id=interaction.user.id):
+        if await self.rules.remove_blocked_word(guild_id, word, actor_id=interaction.user.id):
             await self.done(interaction, f"removed `{_shown(word)}` from the prompt blocklist.")
         else:
             await self.show(interaction, _note(f"`{_shown(word)}` is not on the blocklist."))
 
     @blocklist.command(name="list", description="The words refused in prompts")
     async def blocklist_list(self, interaction: discord.Interaction) -> None:
-        settings = await self.accounts.settings(_guild(interaction))
+        settings = await self.rules.settings(_guild(interaction))
         await self.show(interaction, _note(blocklist_line(settings)))
 
     # -- usage and settings ----------------------------------------------------------------
@@ -422,7 +412,7 @@ class Admin(commands.Cog):
             await self.accounts.set_default_resolution(guild_id, None, actor_id=actor)
             changes.append("the default resolution back to each model's")
         elif clear == "audit_channel":
-            await self.accounts.set_audit_channel(guild_id, None, actor_id=actor)
+            await self.rules.set_audit_channel(guild_id, None, actor_id=actor)
             changes.append("no audit channel")
         if text_model is not None:
             await self.accounts.set_default_model(guild_id, Mode.TEXT, text_model, actor_id=actor)
@@ -436,10 +426,10 @@ class Admin(commands.Cog):
             await self.accounts.set_default_resolution(guild_id, resolution, actor_id=actor)
             changes.append(f"the default resolution to {resolution}")
         if audit_channel is not None:
-            await self.accounts.set_audit_channel(guild_id, audit_channel.id, actor_id=actor)
+            await self.rules.set_audit_channel(guild_id, audit_channel.id, actor_id=actor)
             changes.append(f"the audit channel to {audit_channel.mention}")
         if not changes:
-            await self.show(interaction, settings_embed(await self.accounts.settings(guild_id)))
+            await self.show(interaction, settings_embed(await self.rules.settings(guild_id)))
             return
         await self.done(interaction, "set " + "; ".join(changes) + ".")
 

@@ -9,38 +9,24 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.jobs import CancelResult, Job
+from bot.jobs import Job
 from bot.jobs.discord.render import JobButton, job_embed
 from bot.jobs.followups import continue_request, remix_request, reroll_request
+from bot.jobs.policy import Action, may_act_on
 from bot.pika import PROMPT_MAX
-from cogs.pika import MODAL_TIMEOUT_S, cancel_job, launch
+from cogs.interactions import (
+    CANCEL_REPLIES,
+    MODAL_TIMEOUT_S,
+    cancel_job,
+    launch,
+    member_of,
+    reply,
+)
 
 if TYPE_CHECKING:
     from bot.app import PikaBot
 
-CANCEL_REPLIES = {
-    CancelResult.CANCELLED: "Cancelled before it started. You were not charged.",
-    CancelResult.REQUESTED: "Asked fal to stop it. If fal stops it, you will not be charged; "
-    "if it was already nearly done, the video will still arrive.",
-    CancelResult.TOO_LATE: "Too late to cancel: the video is finished and on its way.",
-    CancelResult.ALREADY_ENDED: "This job has already ended.",
-    CancelResult.SENDING: "The job is being sent to fal this very second; try again in a moment.",
-}
 NOT_YOURS = "That's not your job: only the member who asked for it can use this button."
-# Who besides the requester may use a button: moderators may see details and delete posts.
-MODERATED = frozenset({"details", "delete"})
-
-
-async def reply(interaction: discord.Interaction, message: str) -> None:
-    """An ephemeral answer to a click."""
-    await interaction.response.send_message(
-        message, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-    )
-
-
-def is_moderator(interaction: discord.Interaction) -> bool:
-    """Whether the clicking member may manage messages in this channel."""
-    return bool(interaction.guild_id) and interaction.permissions.manage_messages
 
 
 async def clicked(button: JobButton, interaction: discord.Interaction) -> None:
@@ -59,13 +45,12 @@ async def _clicked(
     if job is None:
         await reply(interaction, "This job no longer exists.")
         return
-    mine = job.user_id == interaction.user.id
-    if not mine and not (action in MODERATED and is_moderator(interaction)):
-        await reply(interaction, NOT_YOURS)
-        return
     handler = ACTIONS.get(action)
     if handler is None:
         await reply(interaction, "This button no longer does anything.")
+        return
+    if not may_act_on(job, member_of(interaction), Action(action)):
+        await reply(interaction, NOT_YOURS)
         return
     await handler(bot, interaction, job)
 
@@ -116,14 +101,14 @@ async def _delete(bot: PikaBot, interaction: discord.Interaction, job: Job) -> N
     )
 
 
-Action = Callable[["PikaBot", discord.Interaction, Job], Awaitable[None]]
-ACTIONS: dict[str, Action] = {
-    "cancel": _cancel,
-    "reroll": _reroll,
-    "remix": _remix,
-    "continue": _continue,
-    "details": _details,
-    "delete": _delete,
+Handler = Callable[["PikaBot", discord.Interaction, Job], Awaitable[None]]
+ACTIONS: dict[str, Handler] = {
+    Action.CANCEL: _cancel,
+    Action.REROLL: _reroll,
+    Action.REMIX: _remix,
+    Action.CONTINUE: _continue,
+    Action.DETAILS: _details,
+    Action.DELETE: _delete,
 }
 
 
