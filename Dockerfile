@@ -8,6 +8,8 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
 # Only what the package needs to build (see .dockerignore): pyproject.toml names README.md.
+# bot/ holds the sandbox and its fake Discord, for `docker compose --profile sandbox`; tests/
+# (and the OpenAPI body check the tests use) stay out of the image.
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY cogs ./cogs

@@ -1,4 +1,12 @@
-"""A fake Discord (REST, gateway, CDN on 127.0.0.1) that unmodified discord.py runs against."""
+"""A fake Discord (REST, gateway, CDN on 127.0.0.1) that unmodified discord.py runs against.
+
+It is the sandbox's Discord, so it lives under bot/sandbox and ships wherever the sandbox does:
+`python -m bot sandbox` from a checkout (`pip install -e .`), from `pip install .`, and in the
+Docker image (`docker compose --profile sandbox run --rm sandbox`). The tests and benchmarks
+play against the same fake. It needs nothing from tests/ and no dev dependency: checking request
+bodies against Discord's OpenAPI description is the tests' concern (tests/fakediscord/openapi.py,
+handed in as `FakeDiscord(check_body=...)`), so neither the spec file nor jsonschema ships.
+"""
 
 from .clock import MovableClock
 from .errors import ApiError, CommandMismatch, FakeDiscordError, NoBotConnected, ValidationFailed
