@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.jobs.discord.render import timestamp
 from bot.pika import PikaRequest
 from bot.store import GuildSettings, Job, QuotaExceeded, QuotaReason
 
@@ -116,13 +115,19 @@ class JobStillRuns(Exception):
         )
 
 
+def relative_time(epoch: int) -> str:
+    """Discord's markup for a moment, which each reader sees in their own time zone ("in 3
+    hours"); plain text, as the channel mentions above are."""
+    return f"<t:{epoch}:R>"
+
+
 class QuotaRefused(QuotaExceeded):
     """A quota or budget refusal as the member reads it: what is left, what the job costs, and
-    when the credits come back."""
+    when the credits come back (also kept as data: `reason`, `resets_at`, `cause`)."""
 
     def __init__(self, cause: QuotaExceeded, *, resets_at: int) -> None:
         message = str(cause)
-        resets = timestamp(resets_at)
+        resets = relative_time(resets_at)
         if cause.reason is QuotaReason.MEMBER_ALLOWANCE:
             message += f" Your credits reset {resets}."
         elif cause.reason is QuotaReason.GUILD_BUDGET:
