@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fal-emulator":
             return asyncio.run(_fal_emulator(args))
         if args.command == "sandbox":
-            from bot.sandbox import main as sandbox
+            from bot.sandbox.run import main as sandbox
 
             # The bot's own log would drown the sandbox's summary; warnings still show.
             logging.getLogger().setLevel(logging.WARNING)

@@ -12,8 +12,8 @@ import pytest
 
 from bot.__main__ import main as cli
 from bot.emulator import JobScript
-from bot.sandbox import SMALL, SandboxFailed, run_sandbox
 from bot.sandbox import run as sandbox_run
+from bot.sandbox.run import SMALL, SandboxFailed, run_sandbox
 from tests.fakediscord.openapi import discord_body_check
 
 MODES = {

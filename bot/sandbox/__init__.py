@@ -1,23 +1,5 @@
-"""`python -m bot sandbox`: the whole bot on one machine, no accounts, every mode played once."""
+"""`python -m bot sandbox`: the whole bot on one machine, no accounts, every mode played once.
 
-from bot.sandbox.run import (
-    FULL,
-    SMALL,
-    SandboxFailed,
-    SandboxReport,
-    SandboxSizes,
-    StepResult,
-    main,
-    run_sandbox,
-)
-
-__all__ = [
-    "FULL",
-    "SMALL",
-    "SandboxFailed",
-    "SandboxReport",
-    "SandboxSizes",
-    "StepResult",
-    "main",
-    "run_sandbox",
-]
+The run is bot.sandbox.run; nothing is imported here, so the sandbox's fake Discord
+(bot.sandbox.fakediscord) loads without the bot, as the tests and benchmarks use it.
+"""
