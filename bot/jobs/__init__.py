@@ -8,7 +8,7 @@ from bot.jobs.service import CancelResult, Jobs, ModeUnavailable
 from bot.jobs.terms import Accepted, Limits, Requester
 from bot.media import InputRejected
 from bot.pika import InvalidRequest
-from bot.store import Job, JobState, QuotaExceeded
+from bot.store import InvalidBlockedWord, Job, JobState, QuotaExceeded
 
 # Errors whose message is meant for the member as it is: a refusal, not a bug.
 Refusal = (
@@ -18,6 +18,7 @@ Refusal = (
     ModeUnavailable,
     NotAllowedHere,
     BlockedWord,
+    InvalidBlockedWord,
 )
 
 __all__ = [

@@ -33,16 +33,17 @@ from bot.store import (
     LedgerEntry,
     MemberBlocked,
     MemberSpend,
+    QuotaLimits,
+    QuotaTotals,
     Store,
-    TooManyJobs,
     allowance_period,
+    check_reservation,
     next_reset,
 )
 
 if TYPE_CHECKING:
     from bot.jobs.terms import Limits, Requester
 
-HISTORY_SIZE = 10
 USAGE_DAYS_MAX = 31
 # Stands in for a file's bytes when a job is priced before its files are read.
 _STAND_IN_SHA256 = "0" * 64
@@ -94,8 +95,9 @@ class Usage:
 
 
 class Accounts:
-    """Reads and changes members' credits and servers' settings; every change is audited by the
-    store, with the admin who made it."""
+    """What members' credits and servers' rules need beyond the store: the allowance day, the
+    bot's own limits and defaults, prices, validation. Plain reads and changes of a server's
+    rules go to `store.rules` directly; every change is audited by the store."""
 
     def __init__(
         self, *, store: Store, limits: Limits, clock: Callable[[], float] = time.time
@@ -141,18 +143,6 @@ class Accounts:
             blocked=await self.store.rules.is_blocked(guild_id, user_id),
         )
 
-    async def history(self, guild_id: int, user_id: int, *, limit: int = HISTORY_SIZE) -> list[Job]:
-        """The member's newest jobs in this server, newest first."""
-        return await self.store.jobs.recent(user_id, guild_id=guild_id, limit=limit)
-
-    async def newest_unfinished(self, guild_id: int, user_id: int) -> Job | None:
-        """The member's newest job in this server that still waits or runs."""
-        return await self.store.jobs.newest_unfinished(user_id, guild_id=guild_id)
-
-    async def settings(self, guild_id: int) -> GuildSettings:
-        """What the server has set."""
-        return await self.store.rules.settings(guild_id)
-
     def guild_budget(self, settings: GuildSettings) -> int:
         """The server's daily budget: its own, else the operator's default."""
         if settings.daily_budget is not None:
@@ -167,7 +157,7 @@ class Accounts:
         """The options with the server's default model and resolution where the member left
         them out (and only where the model makes what the member did choose)."""
         chosen = dict(options)
-        settings = await self.settings(guild_id)
+        settings = await self.store.rules.settings(guild_id)
         model = settings.default_models.get(mode.value)
         if chosen.get("model") is None and model in MODELS[mode] and len(MODELS[mode]) > 1:
             endpoint = endpoint_for(mode, model)
@@ -219,30 +209,24 @@ class Accounts:
             raise MemberBlocked(cost=cost)
         check_channel(glance.settings, requester.channel_id, parent_id=requester.parent_channel_id)
         check_prompt(glance.settings, texts)
-        limit = self.limits.max_jobs_per_member
-        unfinished = glance.unfinished + in_intake
-        if unfinished >= limit:
-            raise TooManyJobs(cost=cost, unfinished=unfinished, limit=limit)
-        allowance = glance.allowance(requester.role_ids, self.limits.daily_allowance)
-        balance = glance.day.balance(allowance)
-        resets = self.resets_at()
-        if cost > balance.left:
-            raise explain(
-                AllowanceExceeded(cost=cost, left=balance.left, limit=allowance), resets_at=resets
-            )
-        budget = self.guild_budget(glance.settings)
-        spent = glance.guild_spent
-        if spent + cost > budget:
-            raise explain(
-                GuildBudgetExceeded(cost=cost, left=budget - spent, limit=budget), resets_at=resets
-            )
-        budget = self.limits.global_daily_budget
-        spent = glance.global_spent
-        if spent + cost > budget:
-            raise explain(
-                GlobalBudgetExceeded(cost=cost, left=budget - spent, limit=budget),
-                resets_at=resets,
-            )
+        totals = QuotaTotals(
+            blocked=glance.blocked,
+            unfinished=glance.unfinished + in_intake,
+            day=glance.day,
+            guild_spent=glance.guild_spent,
+            global_spent=glance.global_spent,
+        )
+        limits = QuotaLimits(
+            allowance=glance.allowance(requester.role_ids, self.limits.daily_allowance),
+            max_unfinished=self.limits.max_jobs_per_member,
+            guild_budget=self.guild_budget(glance.settings),
+            global_budget=self.limits.global_daily_budget,
+        )
+        try:
+            check_reservation(totals, limits, cost=cost)
+        except (AllowanceExceeded, GuildBudgetExceeded, GlobalBudgetExceeded) as refused:
+            # The credits come back at the reset: the refusal says when.
+            raise explain(refused, resets_at=self.resets_at()) from None
 
     async def precheck_command(
         self,
@@ -258,11 +242,11 @@ class Accounts:
         await self.precheck(requester, cost=cost, texts=option_texts(options), in_intake=in_intake)
         return cost
 
-    # -- admins: limits, credits, blocks ---------------------------------------------------
+    # -- admins: what needs the bot's own limits or validation (the rest is store.rules) -----
 
     async def server_limits(self, guild_id: int) -> ServerLimits:
         """Every limit in effect in the server."""
-        settings = await self.settings(guild_id)
+        settings = await self.store.rules.settings(guild_id)
         period = self.period()
         return ServerLimits(
             default_allowance=self.limits.daily_allowance,
@@ -280,18 +264,6 @@ class Accounts:
             fal_concurrency=self.limits.fal_concurrency,
         )
 
-    async def set_role_allowance(
-        self, guild_id: int, role_id: int, allowance: int | None, *, actor_id: int
-    ) -> None:
-        """Give members with this role a daily allowance (the highest role wins); None clears."""
-        await self.store.rules.set_role_limit(guild_id, role_id, allowance, actor_id=actor_id)
-
-    async def set_member_allowance(
-        self, guild_id: int, user_id: int, allowance: int | None, *, actor_id: int
-    ) -> None:
-        """Give one member their own daily allowance (it beats roles); None clears it."""
-        await self.store.rules.set_member_limit(guild_id, user_id, allowance, actor_id=actor_id)
-
     async def grant(
         self, guild_id: int, user_id: int, credits: int, *, actor_id: int, note: str = ""
     ) -> LedgerEntry:
@@ -307,40 +279,6 @@ class Accounts:
         return await self.store.ledger.reset_member(
             guild_id, user_id, period=self.period(), actor_id=actor_id, note=note
         )
-
-    async def block(self, guild_id: int, user_id: int, *, actor_id: int, reason: str = "") -> None:
-        """Stop the member from making videos in this server."""
-        await self.store.rules.block_member(guild_id, user_id, actor_id=actor_id, reason=reason)
-
-    async def unblock(self, guild_id: int, user_id: int, *, actor_id: int) -> bool:
-        """Lift a block; False if the member was not blocked."""
-        return await self.store.rules.unblock_member(guild_id, user_id, actor_id=actor_id)
-
-    async def set_budget(self, guild_id: int, budget: int | None, *, actor_id: int) -> None:
-        """Set the server's daily budget; None goes back to the operator's default."""
-        await self.store.rules.set_daily_budget(guild_id, budget, actor_id=actor_id)
-
-    # -- admins: channels, blocklist, settings ---------------------------------------------
-
-    async def allow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
-        """Allow generation in a channel (once any is listed, only listed ones allow it)."""
-        return await self.store.rules.allow_channel(guild_id, channel_id, actor_id=actor_id)
-
-    async def disallow_channel(self, guild_id: int, channel_id: int, *, actor_id: int) -> bool:
-        """Take a channel off the allowed list; False if it was not on it."""
-        return await self.store.rules.disallow_channel(guild_id, channel_id, actor_id=actor_id)
-
-    async def allow_everywhere(self, guild_id: int, *, actor_id: int) -> None:
-        """Empty the allowed list: generation is allowed in every channel."""
-        await self.store.rules.clear_allowed_channels(guild_id, actor_id=actor_id)
-
-    async def block_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
-        """Refuse prompts with this word; False if it was listed already."""
-        return await self.store.rules.add_blocked_word(guild_id, _word(word), actor_id=actor_id)
-
-    async def unblock_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
-        """Stop refusing this word; False if it was not listed."""
-        return await self.store.rules.remove_blocked_word(guild_id, _word(word), actor_id=actor_id)
 
     async def set_default_model(
         self, guild_id: int, mode: Mode | str, model: str | None, *, actor_id: int
@@ -364,12 +302,6 @@ class Accounts:
             )
         await self.store.rules.set_default_resolution(guild_id, resolution, actor_id=actor_id)
 
-    async def set_audit_channel(
-        self, guild_id: int, channel_id: int | None, *, actor_id: int
-    ) -> None:
-        """Post every admin action to this channel; None stops posting."""
-        await self.store.rules.set_audit_channel(guild_id, channel_id, actor_id=actor_id)
-
     # -- admins: usage ---------------------------------------------------------------------
 
     async def usage(self, guild_id: int, *, days: int = 7) -> Usage:
@@ -392,12 +324,3 @@ class Accounts:
             settled=sum(day.settled for day in per_day),
             spent=sum(day.spent for day in per_day),
         )
-
-
-def _word(word: str) -> str:
-    cleaned = " ".join(word.split()).casefold()
-    if not cleaned:
-        raise InvalidRequest("A blocked word can't be empty.")
-    if len(cleaned) > 100:
-        raise InvalidRequest("A blocked word can be at most 100 characters.")
-    return cleaned

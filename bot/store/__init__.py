@@ -15,6 +15,7 @@ from bot.store.errors import (
     DatabaseTooNew,
     GlobalBudgetExceeded,
     GuildBudgetExceeded,
+    InvalidBlockedWord,
     MemberBlocked,
     MigrationEdited,
     MigrationError,
@@ -47,7 +48,7 @@ from bot.store.ledger import (
 )
 from bot.store.privacy import ForgottenMember
 from bot.store.reservation import QuotaLimits, QuotaTotals, check_reservation
-from bot.store.rules import Block, Glance, GuildSettings
+from bot.store.rules import Block, Glance, GuildSettings, allowance_of, blocklist_entry
 from bot.store.schema import Migration, bundled_migrations
 from bot.store.store import Store
 
@@ -69,6 +70,7 @@ __all__ = [
     "GlobalBudgetExceeded",
     "GuildBudgetExceeded",
     "GuildSettings",
+    "InvalidBlockedWord",
     "Job",
     "JobChanges",
     "JobState",
@@ -93,7 +95,9 @@ __all__ = [
     "StoreBackend",
     "StoreError",
     "TooManyJobs",
+    "allowance_of",
     "allowance_period",
+    "blocklist_entry",
     "bundled_migrations",
     "check_reservation",
     "new_job_id",

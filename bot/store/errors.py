@@ -46,6 +46,10 @@ class DatabaseTooNew(MigrationError):
         self.known = known
 
 
+class InvalidBlockedWord(StoreError, ValueError):
+    """A word an admin asked to block (or unblock) that cannot be one: empty, or too long."""
+
+
 class QuotaReason(StrEnum):
     """Why a job was refused before anything was charged."""
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.store.audit import record
 from bot.store.db import Database, exists
+from bot.store.errors import InvalidBlockedWord
 from bot.store.jobs import RESERVE_CHECKS_SQL, quota_totals
 from bot.store.ledger import DayTotals
 
@@ -46,10 +47,32 @@ class Glance:
 
     def allowance(self, role_ids: Iterable[int], default: int) -> int:
         """The member's allowance: their own limit, else their best role's, else `default`."""
-        if self.own_allowance is not None:
-            return self.own_allowance
-        limits = [self.role_allowances[role] for role in role_ids if role in self.role_allowances]
-        return max(limits) if limits else default
+        return allowance_of(self.own_allowance, self.role_allowances, role_ids, default)
+
+
+MAX_BLOCKED_WORD = 100
+
+
+def allowance_of(
+    own: int | None, role_allowances: Mapping[int, int], role_ids: Iterable[int], default: int
+) -> int:
+    """The one allowance rule: the member's own limit, else the highest limit among their
+    roles, else `default`."""
+    if own is not None:
+        return own
+    limits = [role_allowances[role] for role in role_ids if role in role_allowances]
+    return max(limits) if limits else default
+
+
+def blocklist_entry(word: str) -> str:
+    """The one rule for a blocked word as stored and compared: runs of whitespace made one
+    space, ends trimmed, casefolded; never empty, at most MAX_BLOCKED_WORD characters."""
+    cleaned = " ".join(word.split()).casefold()
+    if not cleaned:
+        raise InvalidBlockedWord("A blocked word can't be empty.")
+    if len(cleaned) > MAX_BLOCKED_WORD:
+        raise InvalidBlockedWord(f"A blocked word can be at most {MAX_BLOCKED_WORD} characters.")
+    return cleaned
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +202,9 @@ class SqliteRules:
                 "WHERE guild_id = :guild",
                 {"guild": guild_id, "user": user_id},
             )
-        own = [int(r[2]) for r in rows if r[0] == "member"]
-        if own:
-            return own[0]
+        own = next((int(r[2]) for r in rows if r[0] == "member"), None)
         by_role = {int(r[1]): int(r[2]) for r in rows if r[0] == "role"}
-        limits = [by_role[role] for role in role_ids if role in by_role]
-        return max(limits) if limits else default
+        return allowance_of(own, by_role, role_ids, default)
 
     # Blocks
 
@@ -363,7 +383,7 @@ class SqliteRules:
 
     async def add_blocked_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
         """Refuse prompts containing `word` (compared lowercased); False if already listed."""
-        word = _blocklist_word(word)
+        word = blocklist_entry(word)
         return await _change_list(
             self._db,
             "INSERT INTO guild_blocklist (guild_id, word) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -376,7 +396,7 @@ class SqliteRules:
 
     async def remove_blocked_word(self, guild_id: int, word: str, *, actor_id: int) -> bool:
         """Stop refusing `word`; False if it was not listed."""
-        word = _blocklist_word(word)
+        word = blocklist_entry(word)
         return await _change_list(
             self._db,
             "DELETE FROM guild_blocklist WHERE guild_id = ? AND word = ?",
@@ -424,10 +444,3 @@ def _guild_settings(guild_id: int, row: Sequence[Any]) -> GuildSettings:
 def _check_allowance(allowance: int) -> None:
     if allowance < 0:
         raise ValueError(f"an allowance cannot be negative, not {allowance}")
-
-
-def _blocklist_word(word: str) -> str:
-    cleaned = word.strip().casefold()
-    if not cleaned:
-        raise ValueError("a blocked word cannot be empty")
-    return cleaned

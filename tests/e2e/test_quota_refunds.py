@@ -183,7 +183,7 @@ async def test_a_job_fal_stops_after_its_deadline_is_refunded(world: World) -> N
 
 async def test_a_reroll_is_charged_like_a_new_job(world: World) -> None:
     assert world.bot is not None
-    await world.bot.jobs.accounts.set_member_allowance(
+    await world.bot.store.rules.set_member_limit(
         world.fake.guild.id, world.fake.member.id, 20, actor_id=world.fake.owner.id
     )
     await world.command("pika text", {"prompt": "only one"})

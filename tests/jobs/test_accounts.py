@@ -131,9 +131,9 @@ def text(prompt: str = "a fox", resolution: str = "720p", duration: int = 5) -> 
 
 
 async def test_the_highest_role_allowance_wins(accounts: Accounts) -> None:
-    await accounts.set_role_allowance(GUILD, 7, 150, actor_id=1)
-    await accounts.set_role_allowance(GUILD, 8, 300, actor_id=1)
-    await accounts.set_role_allowance(GUILD, 9, 20, actor_id=1)
+    await accounts.store.rules.set_role_limit(GUILD, 7, 150, actor_id=1)
+    await accounts.store.rules.set_role_limit(GUILD, 8, 300, actor_id=1)
+    await accounts.store.rules.set_role_limit(GUILD, 9, 20, actor_id=1)
     assert await accounts.allowance(GUILD, ALICE, [9, 7, 8]) == 300
     assert await accounts.allowance(GUILD, ALICE, [9, 7]) == 150
     assert await accounts.allowance(GUILD, ALICE, [9]) == 20
@@ -141,15 +141,15 @@ async def test_the_highest_role_allowance_wins(accounts: Accounts) -> None:
 
 
 async def test_a_member_allowance_beats_every_role(accounts: Accounts) -> None:
-    await accounts.set_role_allowance(GUILD, 8, 300, actor_id=1)
-    await accounts.set_member_allowance(GUILD, ALICE, 40, actor_id=1)
+    await accounts.store.rules.set_role_limit(GUILD, 8, 300, actor_id=1)
+    await accounts.store.rules.set_member_limit(GUILD, ALICE, 40, actor_id=1)
     assert await accounts.allowance(GUILD, ALICE, [8]) == 40
-    await accounts.set_member_allowance(GUILD, ALICE, None, actor_id=1)
+    await accounts.store.rules.set_member_limit(GUILD, ALICE, None, actor_id=1)
     assert await accounts.allowance(GUILD, ALICE, [8]) == 300
 
 
 async def test_a_role_allowance_applies_to_reservations(jobs: Jobs) -> None:
-    await jobs.accounts.set_role_allowance(GUILD, 8, 60, actor_id=1)
+    await jobs.store.rules.set_role_limit(GUILD, 8, 60, actor_id=1)
     for _ in range(3):
         await jobs.accept(text(), alice(role_ids=[8]))
     with pytest.raises(QuotaRefused) as refused:
@@ -232,13 +232,13 @@ def test_the_estimate_is_the_price_the_reservation_takes(
 
 
 async def test_the_precheck_refuses_what_the_reservation_would(accounts: Accounts) -> None:
-    await accounts.set_budget(GUILD, 50, actor_id=1)
+    await accounts.store.rules.set_daily_budget(GUILD, 50, actor_id=1)
     await accounts.precheck(alice(), cost=45, texts=["a fox"])
     with pytest.raises(QuotaRefused) as refused:
         await accounts.precheck(alice(), cost=55, texts=["a fox"])
     assert refused.value.reason is QuotaReason.GUILD_BUDGET
     assert "server's budget resets" in str(refused.value)
-    await accounts.block(GUILD, ALICE, actor_id=1)
+    await accounts.store.rules.block_member(GUILD, ALICE, actor_id=1)
     with pytest.raises(QuotaExceeded) as blocked:
         await accounts.precheck(alice(), cost=1, texts=[])
     assert blocked.value.reason is QuotaReason.BLOCKED
@@ -247,18 +247,18 @@ async def test_the_precheck_refuses_what_the_reservation_would(accounts: Account
 async def test_the_precheck_refuses_a_disallowed_channel_and_a_blocked_word(
     accounts: Accounts,
 ) -> None:
-    await accounts.allow_channel(GUILD, 11, actor_id=1)
+    await accounts.store.rules.allow_channel(GUILD, 11, actor_id=1)
     with pytest.raises(NotAllowedHere) as refused:
         await accounts.precheck(alice(), cost=20, texts=["a fox"])
     assert "<#11>" in str(refused.value)
     await accounts.precheck(alice(channel_id=11), cost=20, texts=["a fox"])
-    await accounts.block_word(GUILD, "  Dragon ", actor_id=1)
+    await accounts.store.rules.add_blocked_word(GUILD, "  Dragon ", actor_id=1)
     with pytest.raises(BlockedWord):
         await accounts.precheck(alice(channel_id=11), cost=20, texts=["a red DRAGON"])
 
 
 async def test_accepting_checks_the_channel_and_the_blocklist_too(jobs: Jobs) -> None:
-    await jobs.accounts.block_word(GUILD, "dragon", actor_id=1)
+    await jobs.store.rules.add_blocked_word(GUILD, "dragon", actor_id=1)
     with pytest.raises(BlockedWord):
         await jobs.accept(text("dragon in the sky"), alice())
     frames = build_request(
@@ -270,7 +270,7 @@ async def test_accepting_checks_the_channel_and_the_blocklist_too(jobs: Jobs) ->
     )
     with pytest.raises(BlockedWord):
         await jobs.accept(frames, alice())
-    await jobs.accounts.allow_channel(GUILD, 11, actor_id=1)
+    await jobs.store.rules.allow_channel(GUILD, 11, actor_id=1)
     with pytest.raises(NotAllowedHere):
         await jobs.accept(text(), alice())
     assert await jobs.store.ledger.for_member(GUILD, ALICE) == []
@@ -332,21 +332,21 @@ async def test_a_default_resolution_a_model_cannot_make_is_left_to_fal(accounts:
 
 async def test_every_admin_change_is_audited_with_its_admin(accounts: Accounts) -> None:
     admin = 9
-    await accounts.set_role_allowance(GUILD, 7, 150, actor_id=admin)
-    await accounts.set_member_allowance(GUILD, ALICE, 10, actor_id=admin)
+    await accounts.store.rules.set_role_limit(GUILD, 7, 150, actor_id=admin)
+    await accounts.store.rules.set_member_limit(GUILD, ALICE, 10, actor_id=admin)
     await accounts.grant(GUILD, ALICE, 5, actor_id=admin)
     await accounts.reset(GUILD, ALICE, actor_id=admin)
-    await accounts.block(GUILD, BOB, actor_id=admin, reason="spam")
-    await accounts.unblock(GUILD, BOB, actor_id=admin)
-    await accounts.set_budget(GUILD, 500, actor_id=admin)
-    await accounts.allow_channel(GUILD, 11, actor_id=admin)
-    await accounts.disallow_channel(GUILD, 11, actor_id=admin)
-    await accounts.allow_everywhere(GUILD, actor_id=admin)
-    await accounts.block_word(GUILD, "x", actor_id=admin)
-    await accounts.unblock_word(GUILD, "x", actor_id=admin)
+    await accounts.store.rules.block_member(GUILD, BOB, actor_id=admin, reason="spam")
+    await accounts.store.rules.unblock_member(GUILD, BOB, actor_id=admin)
+    await accounts.store.rules.set_daily_budget(GUILD, 500, actor_id=admin)
+    await accounts.store.rules.allow_channel(GUILD, 11, actor_id=admin)
+    await accounts.store.rules.disallow_channel(GUILD, 11, actor_id=admin)
+    await accounts.store.rules.clear_allowed_channels(GUILD, actor_id=admin)
+    await accounts.store.rules.add_blocked_word(GUILD, "x", actor_id=admin)
+    await accounts.store.rules.remove_blocked_word(GUILD, "x", actor_id=admin)
     await accounts.set_default_model(GUILD, Mode.TEXT, "v2.2", actor_id=admin)
     await accounts.set_default_resolution(GUILD, "720p", actor_id=admin)
-    await accounts.set_audit_channel(GUILD, 12, actor_id=admin)
+    await accounts.store.rules.set_audit_channel(GUILD, 12, actor_id=admin)
     log = await accounts.store.audit.log(GUILD, limit=100)
     assert len(log) == 15
     assert {entry.actor_id for entry in log} == {admin}
@@ -361,14 +361,14 @@ async def test_the_precheck_on_a_database_file_sees_every_change_at_once(
         await accounts.precheck(alice(), cost=100, texts=["a fox"])
         await accounts.grant(GUILD, ALICE, 5, actor_id=1)
         await accounts.precheck(alice(), cost=105, texts=["a fox"])
-        await accounts.set_budget(GUILD, 50, actor_id=1)
+        await accounts.store.rules.set_daily_budget(GUILD, 50, actor_id=1)
         with pytest.raises(QuotaRefused) as refused:
             await accounts.precheck(alice(), cost=55, texts=["a fox"])
         assert refused.value.reason is QuotaReason.GUILD_BUDGET
-        await accounts.block_word(GUILD, "owl", actor_id=1)
+        await accounts.store.rules.add_blocked_word(GUILD, "owl", actor_id=1)
         with pytest.raises(BlockedWord):
             await accounts.precheck(alice(), cost=5, texts=["an owl"])
-        await accounts.block(GUILD, ALICE, actor_id=1)
+        await accounts.store.rules.block_member(GUILD, ALICE, actor_id=1)
         with pytest.raises(QuotaExceeded) as blocked:
             await accounts.precheck(alice(), cost=1, texts=[])
         assert blocked.value.reason is QuotaReason.BLOCKED
