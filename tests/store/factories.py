@@ -55,23 +55,17 @@ def limits(**overrides: Any) -> dict[str, Any]:
 
 async def settle(store: Store, job_id: str, *, actor_id: int = 0, note: str = "") -> bool:
     """End the job delivered and charged, as the runner does; False if it already ended."""
-    return await store.jobs.finish(
-        job_id,
-        JobState.DELIVERED,
-        expected=UNFINISHED_STATES,
-        outcome=LedgerKind.SETTLE,
-        actor_id=actor_id,
-        note=note,
-    )
+    return await _end(store, job_id, JobState.DELIVERED, LedgerKind.SETTLE, actor_id, note)
 
 
 async def refund(store: Store, job_id: str, *, actor_id: int = 0, note: str = "") -> bool:
     """End the job failed and refunded, as the runner does; False if it already ended."""
+    return await _end(store, job_id, JobState.FAILED, LedgerKind.REFUND, actor_id, note)
+
+
+async def _end(
+    store: Store, job_id: str, state: JobState, outcome: LedgerKind, actor_id: int, note: str
+) -> bool:
     return await store.jobs.finish(
-        job_id,
-        JobState.FAILED,
-        expected=UNFINISHED_STATES,
-        outcome=LedgerKind.REFUND,
-        actor_id=actor_id,
-        note=note,
+        job_id, state, expected=UNFINISHED_STATES, outcome=outcome, actor_id=actor_id, note=note
     )
