@@ -5,19 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .records import (
-    Payload,
-    StoredMessage,
-)
+from .records import Payload, StoredMessage
 from .state import FakeState, _url_path
-from .world import (
-    GUILD_FORUM,
-    Channel,
-    Guild,
-    Overwrite,
-    Role,
-    User,
-)
+from .world import GUILD_FORUM, Channel, Guild, Overwrite, Role, User
 
 
 class WorldChanges(FakeState):

@@ -19,18 +19,11 @@ from .faults import Hold, _Fault
 from .gateway import Gateway
 from .interactions import Interactions
 from .messages import MessageStore
-from .records import (
-    FakeInteraction,
-    RecordedRequest,
-)
+from .records import FakeInteraction, RecordedRequest
 from .rest import RestApi
 from .server import HttpFront
 from .state import BodyCheck
-from .world import (
-    BOT_ROLE_DEFAULT,
-    Snowflakes,
-    World,
-)
+from .world import BOT_ROLE_DEFAULT, Snowflakes, World
 
 
 class FakeDiscord(HttpFront, Interactions, WorldChanges):
@@ -55,8 +48,8 @@ class FakeDiscord(HttpFront, Interactions, WorldChanges):
 
     `check_body`: called with every JSON body; what it returns is a violation (the tests pass
     the check against Discord's OpenAPI description, tests/fakediscord/openapi.py, so the fake
-    itself needs neither that file nor jsonschema). `token`: if given, only that bot token logs
-    in.
+    itself needs neither that file nor jsonschema).
+    `token`: if given, only that bot token logs in.
     `max_records`: keep only the newest requests/frames (for a long-running sandbox).
     """
 

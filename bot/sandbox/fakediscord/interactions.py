@@ -9,18 +9,9 @@ from typing import Any
 
 from .commands import CHAT_INPUT, MESSAGE_COMMAND, build_chat_input
 from .errors import CommandMismatch, FakeDiscordError
-from .records import (
-    FakeInteraction,
-    Payload,
-    StoredMessage,
-)
+from .records import FakeInteraction, Payload, StoredMessage
 from .state import FakeState
-from .world import (
-    ADMINISTRATOR,
-    DM,
-    Channel,
-    User,
-)
+from .world import ADMINISTRATOR, DM, Channel, User
 
 
 class Interactions(FakeState):

@@ -7,13 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError, invalid_form, missing_access, missing_permissions, unknown
-from .records import (
-    EPHEMERAL,
-    LOADING,
-    FakeInteraction,
-    InteractionResponse,
-    StoredMessage,
-)
+from .records import EPHEMERAL, LOADING, FakeInteraction, InteractionResponse, StoredMessage
 from .routes import Call, Handler, Reply, Route
 from .world import (
     ATTACH_FILES,

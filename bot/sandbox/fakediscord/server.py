@@ -10,10 +10,7 @@ from aiohttp import BodyPartReader, hdrs, web
 
 from .errors import ApiError
 from .faults import FaultControls
-from .records import (
-    RecordedRequest,
-    UploadedFile,
-)
+from .records import RecordedRequest, UploadedFile
 from .routes import Call, match_route
 from .state import _CDN_PREFIXES, _JSON, API_PREFIX
 

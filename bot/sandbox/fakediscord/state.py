@@ -18,22 +18,9 @@ from .commands import CommandRegistry
 from .errors import FakeDiscordError, NoBotConnected, ValidationFailed
 from .gateway import INTENT_MESSAGE_CONTENT, Gateway, GatewayFrame, GatewaySession
 from .messages import MessageStore
-from .records import (
-    FakeInteraction,
-    Payload,
-    RecordedRequest,
-    StoredAttachment,
-    StoredMessage,
-)
+from .records import FakeInteraction, Payload, RecordedRequest, StoredAttachment, StoredMessage
 from .rest import RestApi
-from .world import (
-    Channel,
-    Guild,
-    Role,
-    Snowflakes,
-    User,
-    World,
-)
+from .world import Channel, Guild, Role, Snowflakes, User, World
 
 if TYPE_CHECKING:
     from .faults import Hold, _Fault
