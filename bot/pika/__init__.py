@@ -39,6 +39,7 @@ from bot.pika.prices import (
     price_table,
     pricing_of,
 )
+from bot.pika.refusals import clean_text
 from bot.pika.requests import (
     AddRequest,
     AnimateRequest,
@@ -50,7 +51,6 @@ from bot.pika.requests import (
     SwapRequest,
     TextRequest,
     Transition,
-    clean_text,
     dump_request,
     parse_request,
     revise,

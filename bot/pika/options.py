@@ -16,6 +16,7 @@ from bot.pika.catalogue import (
     or_list,
 )
 from bot.pika.errors import InvalidRequest
+from bot.pika.refusals import clean_text, invalid_from, refuse, shown
 from bot.pika.requests import (
     REQUEST_TYPES,
     InputRef,
@@ -23,10 +24,6 @@ from bot.pika.requests import (
     Transition,
     check_image_count,
     check_total_duration,
-    clean_text,
-    invalid_from,
-    refuse,
-    shown,
 )
 
 _COMMON = ("negative_prompt", "seed")
