@@ -311,7 +311,7 @@ class JobRunner:
                 except FalError as error:
                     self._metrics.fal_failed("watch", error)
                     failures += 1
-                    pause = self._backoff(failures)
+                    pause = self._config.watch_retry.backoff(failures)
                     log.warning(
                         "job %s: watching %s at fal failed (%s); looking again in %.1fs",
                         job.id,
@@ -324,10 +324,6 @@ class JobRunner:
             self._watching.forget(handle.request_id)
             if ticker is not None:
                 ticker.cancel()
-
-    def _backoff(self, failures: int) -> float:
-        pause = self._config.poll_interval * 2 ** min(failures - 1, 16)
-        return float(min(pause, self._config.watch_backoff_max))
 
     def wake(self, request_id: str) -> bool:
         """fal says (by a verified webhook) the request finished: look at once, not at the next

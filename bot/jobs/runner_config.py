@@ -51,6 +51,14 @@ class RunnerConfig:
         """The least time before the deadline a job may still be sent with."""
         return min(self.submit_margin_seconds, self.deadline_seconds / 4)
 
+    @property
+    def watch_retry(self) -> RetryPolicy:
+        """The pauses before watching a job at fal again after a failed look (no end of tries:
+        the hard deadline ends the watch)."""
+        return RetryPolicy(
+            base_delay=self.poll_interval, max_delay=self.watch_backoff_max, jitter=False
+        )
+
 
 def download_rules(hosts: Collection[str], *fal_urls: str) -> tuple[frozenset[str], bool]:
     """The hosts results may come from and whether HTTPS is required.
