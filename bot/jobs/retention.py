@@ -233,7 +233,5 @@ class Retention:
                 path = self._cache.path(sha)
             except ValueError:
                 continue
-            # The tiny `<sha>.type` file beside it holds only a content type; the cache's own
-            # prune clears such orphans.
             deleted += _unlink(path)
         return deleted
