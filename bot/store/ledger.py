@@ -3,6 +3,7 @@ that appends and sums its rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -194,29 +195,16 @@ class SqliteLedger:
         """Give the member one-off credits for the allowance day `period`."""
         if amount <= 0:
             raise ValueError(f"a grant must be at least 1 credit, not {amount}")
-        async with self._db.write() as db:
-            entry = await _append(
-                db,
-                self._db.now(),
-                period,
-                guild_id,
-                user_id,
-                None,
-                LedgerKind.GRANT,
-                amount,
-                actor_id,
-                note,
-            )
-            await record(
-                db,
-                self._db.now(),
-                guild_id,
-                actor_id,
-                "grant",
-                {"user_id": user_id, "amount": amount, "period": period, "note": note},
-            )
-        assert entry is not None
-        return entry
+        return await self._admin_entry(
+            guild_id,
+            user_id,
+            LedgerKind.GRANT,
+            lambda totals: amount,
+            period=period,
+            actor_id=actor_id,
+            note=note,
+            audit=lambda _: {"user_id": user_id, "amount": amount, "period": period, "note": note},
+        )
 
     async def reset_member(
         self, guild_id: int, user_id: int, *, period: str, actor_id: int, note: str = ""
@@ -229,9 +217,38 @@ class SqliteLedger:
         what is still held. The row is written even when there was nothing to credit, so the
         reset is on record.
         """
+        return await self._admin_entry(
+            guild_id,
+            user_id,
+            LedgerKind.RESET,
+            lambda totals: max(0, totals.settles - totals.resets),
+            period=period,
+            actor_id=actor_id,
+            note=note,
+            audit=lambda credit: {
+                "user_id": user_id,
+                "credited": credit,
+                "period": period,
+                "note": note,
+            },
+        )
+
+    async def _admin_entry(
+        self,
+        guild_id: int,
+        user_id: int,
+        kind: LedgerKind,
+        amount_of: Callable[[DayTotals], int],
+        *,
+        period: str,
+        actor_id: int,
+        note: str,
+        audit: Callable[[int], Mapping[str, object]],
+    ) -> LedgerEntry:
+        """An admin's ledger row (a grant or a reset) and its audit entry, in one transaction;
+        `amount_of` reads the member's day totals as they are inside it."""
         async with self._db.write() as db:
-            totals = await _day_totals(db, guild_id, user_id, period)
-            credit = max(0, totals.settles - totals.resets)
+            amount = amount_of(await _day_totals(db, guild_id, user_id, period))
             entry = await _append(
                 db,
                 self._db.now(),
@@ -239,19 +256,12 @@ class SqliteLedger:
                 guild_id,
                 user_id,
                 None,
-                LedgerKind.RESET,
-                credit,
+                kind,
+                amount,
                 actor_id,
                 note,
             )
-            await record(
-                db,
-                self._db.now(),
-                guild_id,
-                actor_id,
-                "reset",
-                {"user_id": user_id, "credited": credit, "period": period, "note": note},
-            )
+            await record(db, self._db.now(), guild_id, actor_id, kind.value, audit(amount))
         assert entry is not None
         return entry
 

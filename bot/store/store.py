@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from bot.store.api import AuditStore, JobStore, LedgerStore, MetaStore, RulesStore
+from bot.store.api import AuditStore, JobStore, LedgerStore, MetaStore, RulesStore, StoreBackend
 from bot.store.audit import SqliteAudit
 from bot.store.db import Clock, Database
 from bot.store.jobs import SqliteJobs
@@ -66,3 +66,8 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _implements(store: Store) -> StoreBackend:
+    # mypy checks here that the SQLite store keeps to the whole contract of bot/store/api.py.
+    return store
