@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.store import Store
+from bot.store import InvalidBlockedWord, Store
 
 GUILD = 1
 ADMIN = 7
@@ -117,6 +117,14 @@ async def test_blocklist_words_are_trimmed_lowercased_and_unique(store: Store) -
     assert not await store.rules.remove_blocked_word(GUILD, "gore", actor_id=ADMIN)
     with pytest.raises(ValueError, match="empty"):
         await store.rules.add_blocked_word(GUILD, "   ", actor_id=ADMIN)
+
+
+async def test_a_blocked_word_is_stored_by_the_one_word_rule(store: Store) -> None:
+    # The rule the admin commands used before the store (runs of spaces are one space).
+    assert await store.rules.add_blocked_word(GUILD, "  Red   CAR ", actor_id=ADMIN)
+    assert (await store.rules.settings(GUILD)).blocklist == ("red car",)
+    with pytest.raises(InvalidBlockedWord, match="at most 100"):
+        await store.rules.add_blocked_word(GUILD, "x" * 101, actor_id=ADMIN)
 
 
 async def test_admin_actions_are_audited_newest_first(store: Store) -> None:
