@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from bot.pika import PikaRequest
 from bot.store import GuildSettings, Job, QuotaExceeded, QuotaReason
+from bot.store.rules import fold_text
 
 # The options and request fields whose text a member wrote, so the blocklist applies to them.
 TEXT_FIELDS = ("prompt", "negative_prompt", "prompts", "region")
@@ -162,13 +163,16 @@ def check_channel(
 
 
 def blocked_word(words: Iterable[str], texts: Iterable[str]) -> str | None:
-    """The first listed word found in the texts, matched case-insensitively as a whole word."""
-    joined = "\n".join(texts)
-    if not joined:
+    """The first listed word found in the texts, as a whole word, both folded by the one rule
+    blocked words are stored by (`fold_text`: case and runs of whitespace don't matter)."""
+    folded = [fold_text(text) for text in texts]
+    folded = [text for text in folded if text]
+    if not folded:
         return None
     for word in words:
         # Whole words only, so "ass" does not refuse "class"; \w keeps accents and digits inside.
-        if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", joined, re.IGNORECASE):
+        pattern = re.compile(rf"(?<!\w){re.escape(fold_text(word))}(?!\w)")
+        if any(pattern.search(text) for text in folded):
             return word
     return None
 

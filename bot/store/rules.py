@@ -64,10 +64,17 @@ def allowance_of(
     return max(limits) if limits else default
 
 
+def fold_text(text: str) -> str:
+    """Text as blocked words are stored and matched: runs of whitespace made one space, ends
+    trimmed, casefolded (so "Straße" and "STRASSE" are one word, and so are "bad  word" and
+    "bad word")."""
+    return " ".join(text.split()).casefold()
+
+
 def blocklist_entry(word: str) -> str:
-    """The one rule for a blocked word as stored and compared: runs of whitespace made one
-    space, ends trimmed, casefolded; never empty, at most MAX_BLOCKED_WORD characters."""
-    cleaned = " ".join(word.split()).casefold()
+    """The one rule for a blocked word as stored and compared: `fold_text`, never empty, at
+    most MAX_BLOCKED_WORD characters."""
+    cleaned = fold_text(word)
     if not cleaned:
         raise InvalidBlockedWord("A blocked word can't be empty.")
     if len(cleaned) > MAX_BLOCKED_WORD:

@@ -35,6 +35,7 @@ from bot.store import (
     QuotaExceeded,
     QuotaReason,
     Store,
+    blocklist_entry,
 )
 
 GUILD, CHANNEL, ALICE, BOB = 1, 10, 100, 200
@@ -290,6 +291,16 @@ async def test_accepting_checks_the_channel_and_the_blocklist_too(jobs: Jobs) ->
 )
 def test_blocked_words_match_whole_words_in_any_case(text: str, found: str | None) -> None:
     assert blocked_word(["dragon", "red car"], [text]) == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a Straße here", "a STRASSE here", "the red  car", "the red\ncar", "the RED\t car"],
+)
+def test_prompts_are_folded_by_the_rule_blocked_words_are_stored_by(text: str) -> None:
+    # As /pikaadmin blocklist add stores them: "Straße" becomes "strasse", "red  car" "red car".
+    stored = [blocklist_entry("Straße"), blocklist_entry("red  Car")]
+    assert blocked_word(stored, [text]) is not None
 
 
 async def test_a_job_made_from_another_job_is_charged_as_a_new_job(jobs: Jobs) -> None:
