@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.jobs import Accounts
 from bot.pika import MODEL_CHOICES, RESOLUTIONS, Mode
 from bot.store import RulesStore
+from bot.store.rules import fold_text
 from cogs.interactions import manages_server
 from cogs.statements import (
     blocklist_line,
@@ -449,7 +450,8 @@ def _why(note: str | None) -> str:
 
 
 def _shown(word: str) -> str:
-    return " ".join(word.split()).casefold().replace("`", "'")
+    """The word as the blocklist keeps it (the store's one rule), safe inside `code`."""
+    return fold_text(word).replace("`", "'")
 
 
 def _note(text: str) -> discord.Embed:
