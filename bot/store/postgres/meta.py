@@ -23,11 +23,14 @@ _UNFINISHED = sorted(state.value for state in UNFINISHED_STATES)
 # refund beside its reservation) or waits on its row until the forgetting has committed; so
 # the jobs scrubbed, the ledger rows anonymised and the unfinished jobs counted all agree, as
 # under SQLite's one writer. Ordered by id: two forgets of one member lock in the same order.
+# NO KEY UPDATE, the lock an UPDATE of these rows takes, rather than FOR UPDATE: a new job
+# naming one of them as its parent (a foreign key check, FOR KEY SHARE) neither waits for the
+# forgetting nor, holding its reservation's totals rows meanwhile, deadlocks with it.
 _LOCK_MEMBER_JOBS_SQL = """
 SELECT id, state, ARRAY(SELECT jsonb_array_elements_text(input_hashes)), output_path
 FROM jobs WHERE guild_id = $1 AND user_id = $2
 ORDER BY id
-FOR UPDATE
+FOR NO KEY UPDATE
 """
 _SCRUB_MEMBER_JOBS_SQL = """
 UPDATE jobs SET user_id = $1, request_json = '{}', input_hashes = '[]',
@@ -54,7 +57,8 @@ WHERE guild_id = $2 AND details -> 'user_id' = to_jsonb($3::bigint)
 # Expiry: finished jobs past the bound that still hold something personal, cleared in one
 # statement that returns what they held. SKIP LOCKED: a second process pruning at the same
 # moment takes the rows the first has not, instead of waiting to find them cleared; a row
-# locked by anyone else is simply left for the next pass.
+# being updated by anyone else is simply left for the next pass. NO KEY UPDATE, as forgetting
+# takes: a new job referring to one of these rows as its parent does not make it skipped.
 _EXPIRE_SQL = """
 WITH expired AS (
     SELECT id, ARRAY(SELECT jsonb_array_elements_text(input_hashes)) AS hashes, output_path
@@ -62,7 +66,7 @@ WITH expired AS (
     WHERE state = ANY($1::text[]) AND coalesce(finished_at, updated_at) < $2
       AND (request_json <> '{}' OR input_hashes <> '[]' OR interaction_token IS NOT NULL
            OR video_url IS NOT NULL OR output_path IS NOT NULL)
-    FOR UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE SKIP LOCKED
 ), cleared AS (
     UPDATE jobs SET request_json = '{}', input_hashes = '[]',
         interaction_id = NULL, interaction_token = NULL, token_expires_at = NULL,

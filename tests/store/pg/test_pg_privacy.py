@@ -197,6 +197,31 @@ async def test_a_job_ending_while_its_member_is_forgotten_ends_first(
     assert await sums_hold(groups)
 
 
+async def test_a_new_job_naming_a_forgotten_one_as_parent_does_not_hold_up_forgetting(
+    groups: PgGroups, pg_dsn: str
+) -> None:
+    # The new job's foreign key check holds its parent's row (FOR KEY SHARE) until it commits;
+    # the forgetting's row locks must not wait for that (nor deadlock on the totals with it).
+    await add_job(groups.db, "parent", user_id=MEMBER)
+    creator = await asyncpg.connect(pg_dsn)
+    try:
+        creating = creator.transaction()
+        await creating.start()
+        await creator.execute(
+            "INSERT INTO jobs (id, created_at, updated_at, state, mode, endpoint_id, "
+            "request_json, cost, guild_id, channel_id, user_id, parent_job_id) "
+            "VALUES ('child', $1, $1, 'queued', 'text', 'e', '{}', 0, $2, 10, $3, 'parent')",
+            T0,
+            GUILD,
+            NEIGHBOUR,
+        )
+        forgotten = await asyncio.wait_for(groups.meta.forget_member(GUILD, MEMBER), 10)
+        await creating.commit()
+    finally:
+        await creator.close()
+    assert forgotten.job_ids == ("parent",)
+
+
 async def _until_someone_waits_for_a_lock(conn: asyncpg.Connection) -> None:
     """Return once another backend of this database waits on a lock: the server is asked,
     since the event happens there, for at most 10 s."""

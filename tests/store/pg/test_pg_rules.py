@@ -156,10 +156,10 @@ async def test_the_glance_is_one_statement(pg_dsn: str, clock: FakeClock) -> Non
         await rules.glance(1, 100, period=PERIOD)
     finally:
         await db.close()
-    # The glance, then the pool's reset of the connection it was released with.
-    assert len(sent) == 2, sent
-    assert "ledger_member_day" in sent[0]
-    assert "RESET ALL" in sent[1]
+    # The glance, and nothing else but the pool's reset of the connection on its release.
+    statements = [sql for sql in sent if "RESET ALL" not in sql]
+    assert len(statements) == 1, sent
+    assert "ledger_member_day" in statements[0]
 
 
 async def test_the_glance_sees_a_commit_from_another_process_at_once(
