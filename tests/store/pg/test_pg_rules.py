@@ -3,6 +3,8 @@ unchanged, then the glance (one statement, the same answers as the separate read
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -179,3 +181,25 @@ async def test_the_glance_sees_a_commit_from_another_process_at_once(
     finally:
         await writer.close()
         await reader.close()
+
+
+async def test_two_admins_adding_one_channel_at_once_audit_it_once(
+    pg_dsn: str, clock: FakeClock
+) -> None:
+    first = await PgDatabase.open(pg_dsn, clock=clock)
+    second = await PgDatabase.open(pg_dsn, clock=clock)
+    try:
+        one, other = PgGroups(first), PgGroups(second)
+        added = await asyncio.gather(
+            *(
+                side.rules.allow_channel(1, 50, actor_id=actor)
+                for actor in range(10)
+                for side in (one, other)
+            )
+        )
+        assert sorted(added) == [False] * 19 + [True]
+        assert [e.action for e in await one.audit.log(1)] == ["channels.allow"]
+        assert (await other.rules.settings(1)).allowed_channels == {50}
+    finally:
+        await second.close()
+        await first.close()
