@@ -60,3 +60,7 @@ class Messenger(Protocol):
 
     async def tell_failure(self, job: Job, reason: str) -> None:
         """Tell the member, in plain words, why the job ended without a video."""
+
+    async def ready(self) -> None:
+        """Return once the member's side is known (Discord's servers have arrived), so that a
+        server the bot was removed from while it was down shows as gone."""

@@ -61,7 +61,7 @@ def reason_for(error: Exception) -> Reason:
                 "endpoint_gone",
             )
         return Reason(
-            f"fal no longer has this job's result (results expire). {NOT_CHARGED}",
+            f"fal no longer has this job or its result (results expire). {NOT_CHARGED}",
             "fal_not_found",
         )
     if isinstance(error, FalPlatformError):

@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -17,7 +16,6 @@ from bot.fal import (
     FalClient,
     FalError,
     FalNotFound,
-    FalSubmissionUnknown,
     InProgress,
     Queued,
     RequestHandle,
@@ -28,12 +26,12 @@ from bot.jobs.messenger import Delivered, Messenger, Progress, Stage
 from bot.jobs.progress import ProgressBoard
 from bot.jobs.reasons import Reason
 from bot.jobs.runner_config import RunnerConfig, download_rules
+from bot.jobs.sending import Sending
 from bot.jobs.slots import FalSlots
 from bot.jobs.watching import Watching
 from bot.media import DownloadError, DownloadFailed, InputCache, download
 from bot.ops.metrics import Metrics
-from bot.pika import InvalidRequest, parse_request, to_fal_body
-from bot.store import DeliveryPath, Job, JobState, LedgerKind, Store
+from bot.store import DeliveryPath, Job, JobState, LedgerKind, StoreBackend
 
 __all__ = ["AT_FAL", "JobRunner", "RunnerConfig", "download_rules"]
 
@@ -47,15 +45,22 @@ CANCEL_REQUESTED = "cancel_requested"
 # Marks a job the bot asked fal to cancel because its deadline passed: if fal still finishes it
 # (a running job may finish and bill), the video is delivered; if fal stops it, it is refunded.
 GAVE_UP = "deadline_cancel"
+# fal answering "no such request" this many times in a row ends the watch (see _watch).
+UNKNOWN_REQUEST_LOOKS = 3
 
 
-class JobRunner:
+def is_unknown_request(error: FalError) -> bool:
+    """fal's answer that it has no request by that id."""
+    return isinstance(error, FalNotFound) and error.what == "request"
+
+
+class JobRunner(Sending):
     """Drives one job from wherever it stands to an end state, exactly once."""
 
     def __init__(
         self,
         *,
-        store: Store,
+        store: StoreBackend,
         fal: FalClient,
         cache: InputCache,
         http: httpx.AsyncClient,
@@ -83,6 +88,8 @@ class JobRunner:
         self.sending: set[asyncio.Future[None]] = set()
         # The same, by job: a deadline waits for the job's send instead of judging it blind.
         self._sends: dict[str, asyncio.Future[None]] = {}
+        # Failure messages under way (shielded from the job's deadlines; see _fail).
+        self._telling: set[asyncio.Future[bool]] = set()
         self._metrics = metrics or Metrics()
         self._watching = Watching(fal, poll_interval=config.poll_interval)
 
@@ -154,84 +161,6 @@ class JobRunner:
 
     # -- stages ----------------------------------------------------------------------------
 
-    async def _submit(self, job: Job) -> None:
-        left = job.created_at + self._config.deadline_seconds - self._clock()
-        if left < self._config.submit_margin:
-            # fal would barely have it before the bot cancelled it: not sent, nothing billed.
-            await self._fail(job, self._deadline_reason(), {JobState.QUEUED})
-            return
-        try:
-            request = parse_request(job.request_json)
-        except InvalidRequest:
-            await self._fail(job, reasons.REQUEST_UNREADABLE, {JobState.QUEUED})
-            return
-        urls: dict[str, str] = {}
-        try:
-            for ref in request.inputs:
-                data = await asyncio.to_thread(self._cache.get, ref.sha256)
-                if data is None:
-                    await self._fail(job, reasons.INPUT_GONE, {JobState.QUEUED})
-                    return
-                urls[ref.sha256] = await self._fal.file_input(
-                    data, ref.content_type, max_data_uri_bytes=self._config.data_uri_max_bytes
-                )
-        except FalError as error:
-            self._metrics.fal_failed("upload", error)
-            await self._fail(job, reasons.reason_for(error), {JobState.QUEUED})
-            return
-        body = to_fal_body(request, urls)
-        if not await self._store.jobs.transition(
-            job.id, JobState.SUBMITTING, expected={JobState.QUEUED}
-        ):
-            return  # cancelled meanwhile
-        # Once sent, the answer must be recorded: an orderly stop waits for it (see `sending`)
-        # instead of cutting it off and leaving a job whose fate at fal is unknown.
-        sending = asyncio.ensure_future(self._send(job, body))
-        self.sending.add(sending)
-        self._sends[job.id] = sending
-        sending.add_done_callback(self.sending.discard)
-        sending.add_done_callback(lambda _: self._sends.pop(job.id, None))
-        await asyncio.shield(sending)
-
-    async def _send(self, job: Job, body: dict[str, Any]) -> None:
-        try:
-            with self._metrics.fal_call("submit"):
-                handle = await self._fal.submit(
-                    job.endpoint_id, body, webhook_url=self._config.webhook_url
-                )
-        except FalSubmissionUnknown as error:
-            # fal may have the job, run it and bill it: the member is refunded, the budgets
-            # keep counting it.
-            await self._fail(
-                job,
-                reasons.reason_for(error),
-                {JobState.SUBMITTING},
-                JobState.UNKNOWN,
-                outcome=LedgerKind.WRITE_OFF,
-            )
-            return
-        except FalError as error:
-            if isinstance(error, FalNotFound) and error.what == "endpoint":
-                self._switch_off(job.endpoint_id)
-            await self._fail(job, reasons.reason_for(error), {JobState.SUBMITTING})
-            return
-        await self._store.jobs.transition(
-            job.id,
-            JobState.SUBMITTED,
-            expected={JobState.SUBMITTING},
-            fal_request_id=handle.request_id,
-            status_url=handle.status_url,
-            response_url=handle.response_url,
-            cancel_url=handle.cancel_url,
-            fal_queue_position=handle.queue_position,
-        )
-        log.info("job %s submitted to fal as %s", job.id, handle.request_id)
-
-    def _switch_off(self, endpoint_id: str) -> None:
-        if endpoint_id not in self.gone_endpoints:
-            log.error("fal says %s does not exist; its mode is switched off", endpoint_id)
-            self.gone_endpoints.add(endpoint_id)
-
     def handle(self, job: Job) -> RequestHandle:
         """The job's request at fal: the stored URLs, rebuilt from its id where missing."""
         assert job.fal_request_id is not None
@@ -277,12 +206,12 @@ class JobRunner:
         handle = self.handle(job)
         ticker: asyncio.Task[None] | None = None
         started: float | None = float(job.started_at) if job.started_at else None
-        failures = 0
+        failures = unknown = 0
         try:
             while True:
                 try:
                     async for status in self._watching.statuses(handle):
-                        failures = 0
+                        failures = unknown = 0
                         if isinstance(status, Queued):
                             if status.position != job.fal_queue_position:
                                 await self._store.jobs.update(
@@ -311,6 +240,21 @@ class JobRunner:
                 except FalError as error:
                     self._metrics.fal_failed("watch", error)
                     failures += 1
+                    if is_unknown_request(error):
+                        unknown += 1
+                        if unknown >= UNKNOWN_REQUEST_LOOKS:
+                            # fal says, again and again, it has no such request: it is not
+                            # running it. It may have billed what it did, so: written off.
+                            self._slots.give_back(job)
+                            await self._fail(
+                                job,
+                                reasons.reason_for(error),
+                                AT_FAL,
+                                outcome=LedgerKind.WRITE_OFF,
+                            )
+                            return
+                    else:
+                        unknown = 0
                     pause = self._config.watch_retry.backoff(failures)
                     log.warning(
                         "job %s: watching %s at fal failed (%s); looking again in %.1fs",
@@ -466,7 +410,12 @@ class JobRunner:
         self._metrics.job_ended(job.mode, to)
         log.info("job %s ended %s (%s): %s", job.id, to, outcome, reason.code)
         self._board.forget(job.id)
-        await self.tell(job, reason.words)
+        # Shielded: a deadline firing now must not cut the message off after the refund (the
+        # member would hear nothing until a restart).
+        telling = asyncio.ensure_future(self.tell(job, reason.words))
+        self._telling.add(telling)
+        telling.add_done_callback(self._telling.discard)
+        await asyncio.shield(telling)
 
     async def tell(self, job: Job, words: str) -> bool:
         """Tell the member why the job ended without a video, and note that they were told.
@@ -504,7 +453,9 @@ class JobRunner:
             # Requested, failed, or fal does not know it (yet): fal stops it, finishes it
             # anyway (and bills), or never says; the watch finds out, bounded by the hard
             # deadline.
-            await self._store.jobs.update(job.id, error_code=GAVE_UP)
+            if job.error_code != CANCEL_REQUESTED:
+                # A member's cancel is what they asked for: it is what they are told.
+                await self._store.jobs.update(job.id, error_code=GAVE_UP)
             return
         if job.state is JobState.SUBMITTING:
             # Only a send that ended without recording its answer leaves a job here.

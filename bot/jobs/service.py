@@ -21,6 +21,7 @@ from bot.jobs.policy import check_channel, check_prompt, explain, request_texts
 from bot.jobs.progress import ProgressBoard
 from bot.jobs.queue import FairQueue
 from bot.jobs.reasons import Reason
+from bot.jobs.recovery import Recovery
 from bot.jobs.runner import AT_FAL, JobRunner, RunnerConfig
 from bot.jobs.slots import FalSlots
 from bot.jobs.terms import Accepted, Limits, Requester
@@ -34,7 +35,7 @@ from bot.store import (
     LedgerKind,
     NewJob,
     QuotaExceeded,
-    Store,
+    StoreBackend,
 )
 
 # Accepted, Limits and Requester are the terms the jobs are asked on (see bot.jobs.terms).
@@ -52,6 +53,9 @@ UNTOLD_LOOKBACK_S = 24 * 3600
 RETRY_DELAYS_S = (5.0, 30.0, 120.0)
 # How often the scheduler looks for unfinished jobs that no task owns (and adopts them).
 ORPHAN_SWEEP_S = 60.0
+# After a failed scheduling round, wait this long (doubling each time, at most the max).
+SCHEDULER_RETRY_S = 0.5
+SCHEDULER_RETRY_MAX_S = 30.0
 
 
 class CancelResult(StrEnum):
@@ -75,7 +79,7 @@ class ModeUnavailable(Exception):
         self.endpoint_id = endpoint_id
 
 
-class Jobs:
+class Jobs(Recovery):
     """Accepts jobs, sends at most `fal_concurrency` to fal at once in fair order, and resumes.
 
     Every job is written to SQLite (with its reservation) before it is queued, so the
@@ -85,7 +89,7 @@ class Jobs:
     def __init__(
         self,
         *,
-        store: Store,
+        store: StoreBackend,
         fal: FalClient,
         runner_config: RunnerConfig,
         limits: Limits,
@@ -300,28 +304,26 @@ class Jobs:
     async def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
         swept = loop.time()
+        failures = 0
         while True:
             # Cleared before looking, not after: a slot freed while the positions are being
             # reported must wake the next round, not be lost.
             self._wake.clear()
-            if self._sweeps or loop.time() - swept >= ORPHAN_SWEEP_S:
-                swept = loop.time()
-                await self._sweep_now()
-            await self._give_up_expired()
-            started = False
-            while len(self._slots) < self.limits.fal_concurrency:
-                item = self._queue.pop()
-                if item is None:
-                    break
-                job = await self.store.jobs.get(item.job_id)
-                if job is None or job.state is not JobState.QUEUED:
-                    self._queue.finished(item.user_id)
-                    continue
-                self._slots.take(job)
-                self._spawn(job, resumed=False)
-                started = True
-            if started or self._queue:
-                await self._report_positions()
+            try:
+                if self._sweeps or loop.time() - swept >= ORPHAN_SWEEP_S:
+                    swept = loop.time()
+                    await self._sweep_now()
+                await self._give_up_expired()
+                await self._start_waiting()
+                failures = 0
+            except Exception:
+                # One failed round (a locked database, say) must not end the scheduler: every
+                # job after it would wait for a restart. Try again after a growing pause.
+                failures += 1
+                pause = min(SCHEDULER_RETRY_S * 2 ** (failures - 1), SCHEDULER_RETRY_MAX_S)
+                log.exception("a scheduling round failed; trying again in %.1f s", pause)
+                await asyncio.sleep(pause)
+                continue
             if self._queue:
                 # Jobs waiting for a slot can pass their deadline too: look again now and then.
                 with contextlib.suppress(TimeoutError):
@@ -332,38 +334,28 @@ class Jobs:
                     async with asyncio.timeout(ORPHAN_SWEEP_S):
                         await self._wake.wait()
 
-    async def sweep(self) -> None:
-        """Have the scheduler look for orphaned jobs now (it does so every ORPHAN_SWEEP_S)."""
-        done = asyncio.get_running_loop().create_future()
-        self._sweeps.append(done)
-        self._wake.set()
-        await done
-
-    async def _sweep_now(self) -> None:
-        # Run by the scheduler only, so no job it is picking looks orphaned halfway through.
-        asked, self._sweeps = self._sweeps, []
-        try:
-            await self._adopt_orphans()
-        except Exception:
-            log.exception("the sweep for jobs without a task failed; it runs again later")
-        finally:
-            for done in asked:
-                if not done.done():
-                    done.set_result(None)
-
-    async def _adopt_orphans(self) -> None:
-        """Unfinished jobs that no task owns (a task that died, a retry that could not be set
-        up) are taken up again from where they stand."""
-        for job in await self.store.jobs.unfinished():
-            if job.id in self._tasks or job.id in self._queue or job.id in self._held:
+    async def _start_waiting(self) -> None:
+        """Send waiting jobs to fal while slots are free, then report the queue's places."""
+        started = False
+        while len(self._slots) < self.limits.fal_concurrency:
+            item = self._queue.pop()
+            if item is None:
+                break
+            try:
+                job = await self.store.jobs.get(item.job_id)
+            except BaseException:
+                # Not lost: back in its place, for the next round.
+                self._queue.finished(item.user_id)
+                self._queue.add(item.job_id, item.user_id, item.created_at)
+                raise
+            if job is None or job.state is not JobState.QUEUED:
+                self._queue.finished(item.user_id)
                 continue
-            if job.state is JobState.SUBMITTING and self._runner.sending:
-                continue  # its send may still be landing: look next time
-            log.warning("job %s (%s) had no task; taking it up again", job.id, job.state)
-            if self._failures.get(job.id, 0) > len(self.retry_delays):
-                self._hold(job.id, self._end_failing(job.id))
-            else:
-                self._adopt(job)
+            self._slots.take(job)
+            self._spawn(job, resumed=False)
+            started = True
+        if started or self._queue:
+            await self._report_positions()
 
     def _adopt(self, job: Job) -> None:
         """Take up a job from where it stands: back in the queue, or a task of its own."""
@@ -407,6 +399,10 @@ class Jobs:
         bind_log_context(job_id=job.id, guild_id=job.guild_id, user_id=job.user_id)
         failed = False
         try:
+            if job.state is JobState.QUEUED:
+                # Not before Discord's guilds have arrived: until then no server looks gone,
+                # and a removal while the bot was down would go unnoticed (and be billed).
+                await self._messenger.ready()
             if job.state is JobState.QUEUED and self._guild_gone(job.guild_id):
                 # Never send fal (and pay for) a job of a server the bot is no longer in.
                 if await self._end_queued(job, reasons.LEFT_SERVER):
@@ -427,79 +423,6 @@ class Jobs:
             self._failed(job.id)
         else:
             self._failures.pop(job.id, None)
-
-    # -- unexpected errors -----------------------------------------------------------------
-
-    def _failed(self, job_id: str) -> None:
-        failures = self._failures.get(job_id, 0) + 1
-        self._failures[job_id] = failures
-        if failures > len(self.retry_delays):
-            self._hold(job_id, self._end_failing(job_id))
-            return
-        delay = self.retry_delays[failures - 1]
-        log.warning("job %s: try %d failed; trying again in %.0f s", job_id, failures, delay)
-        self._hold(job_id, self._retry(job_id, delay))
-
-    def _hold(self, job_id: str, work: Coroutine[Any, Any, None]) -> None:
-        """Do `work` for a job that has no task of its own meanwhile."""
-        self._held.add(job_id)
-
-        async def held() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("job %s could not be taken up again; the sweep will", job_id)
-            finally:
-                self._held.discard(job_id)
-                self._signal_ended()
-
-        self._side_task(held())
-
-    async def _retry(self, job_id: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        if self._runner.sending:
-            # A send still landing is recorded first: a retry that found its job in
-            # SUBMITTING would take it as unknown (and fal may be running it).
-            await asyncio.wait(set(self._runner.sending))
-        job = await self.store.jobs.get(job_id)
-        if job is not None and not job.terminal:
-            # Resumed: a video posted just before the error is found, not posted twice.
-            self._adopt(job)
-
-    async def _end_failing(self, job_id: str) -> None:
-        """A job that raised on every try ends refunded, and the member is told plainly."""
-        job = await self.store.jobs.get(job_id)
-        if job is None or job.terminal:
-            return
-        if job.state in AT_FAL and job.fal_request_id is not None:
-            await self._runner.stop(job)
-        # A job stuck in SUBMITTING may have reached fal: unknown. Once sent, fal may have
-        # billed it: the member gets the credits back, but they still count as spent.
-        to = JobState.UNKNOWN if job.state is JobState.SUBMITTING else JobState.FAILED
-        sent = job.state is not JobState.QUEUED
-        reason = reasons.KEPT_FAILING
-        moved = await self.store.jobs.finish(
-            job.id,
-            to,
-            expected={job.state},
-            outcome=LedgerKind.WRITE_OFF if sent else LedgerKind.REFUND,
-            note=reason.code,
-            error=reason.words,
-            error_code=reason.code,
-        )
-        if not moved:
-            return
-        self._failures.pop(job.id, None)
-        self._queue.remove(job.id)
-        self.board.forget(job.id)
-        self.metrics.job_ended(job.mode, to)
-        log.error(
-            "job %s ended %s after %d failed tries; refunded",
-            job.id,
-            to,
-            1 + len(self.retry_delays),
-        )
-        await self._runner.tell(job, reason.words)
 
     # -- leaving a server ------------------------------------------------------------------
 
@@ -582,9 +505,13 @@ class Jobs:
                 self.board.forget(job.id)
                 # The public reply still says "waiting": say it was cancelled, without holding
                 # up the answer to whoever clicked (Discord gives that 3 seconds).
-                told = asyncio.create_task(self._tell_cancelled(job.id), name=f"pika-{job.id}")
-                self._tasks[job.id] = told
-                told.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+                if job.id in self._tasks:
+                    # The scheduler had just started it: its task sees the cancel and ends.
+                    self._side_task(self._tell_cancelled(job.id))
+                else:
+                    told = asyncio.create_task(self._tell_cancelled(job.id), name=f"pika-{job.id}")
+                    self._tasks[job.id] = told
+                    told.add_done_callback(lambda _: self._tasks.pop(job.id, None))
                 self._wake.set()
                 self._signal_ended()
                 return CancelResult.CANCELLED

@@ -113,23 +113,38 @@ async def test_a_gateway_error_on_submit_without_a_request_id_is_retried(
 
 
 @pytest.mark.parametrize(
-    ("fault", "says"),
+    ("fault", "says", "state", "kind"),
     [
-        (Fault(kind="submit", status=500), "fal had a problem running the video"),
+        # fal's own error after reading the request: it may exist there, so it may bill.
+        (
+            Fault(kind="submit", status=500),
+            "fal had a problem running the video",
+            JobState.UNKNOWN,
+            "write_off",
+        ),
+        # fal gave it an id, so the bot watches that id; fal then says it has no such
+        # request (the emulator never made it): not running, but it may have billed.
         (
             Fault(kind="submit", status=503, request_id_header=True),
-            "fal had a problem running the video",
+            "fal no longer has this job",
+            JobState.FAILED,
+            "write_off",
         ),
-        (Fault(kind="submit", status=401), "fal account refused the request"),
+        (
+            Fault(kind="submit", status=401),
+            "fal account refused the request",
+            JobState.FAILED,
+            "refund",
+        ),
     ],
     ids=["500", "503-with-request-id", "401"],
 )
 async def test_a_submit_error_that_may_have_reached_fal_is_not_retried_but_refunded(
-    world: World, fault: Fault, says: str
+    world: World, fault: Fault, says: str, state: JobState, kind: str
 ) -> None:
     world.fal.inject(fault)
     interaction = await world.command("pika text", {"prompt": "refused at submit"})
-    await refunded(world, interaction, says)
+    await refunded(world, interaction, says, state, kind)
     assert world.fal.counts["submit"] == 1
     await next_job_works(world)
 

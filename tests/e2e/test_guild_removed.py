@@ -3,6 +3,9 @@ has started are delivered by DM, or refunded when nobody would take the video.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from bot.emulator import JobScript
@@ -109,3 +112,32 @@ async def test_a_video_of_a_server_left_that_nobody_takes_is_kept_and_given_back
     assert ended.output_path is not None
     # Given back to the member; fal billed it, so the day's spend still counts it.
     assert [e.kind for e in await world.ledger()] == [LedgerKind.RESERVE, LedgerKind.WRITE_OFF]
+
+
+@pytest.mark.world(fal_concurrency=1)
+async def test_a_waiting_job_is_not_sent_before_the_guilds_arrive_after_a_restart(
+    world: World,
+) -> None:
+    _, second_id = await one_at_fal_one_waiting(world)
+    await world.stop()
+    await world.fake.remove_bot()  # nobody is connected to hear it
+    # Discord is slow to send READY and the guilds; fal finishes the first job meanwhile, which
+    # frees the one slot for the waiting job of the server the bot has left.
+    gate = world.fake.hold_ready()
+    starting = asyncio.create_task(world.start())
+    request_id = (await world.submission()).request_id
+    await world.fal.advance(request_id)
+    await world.fal.advance(request_id)
+    assert world.bot is not None
+    jobs = world.bot.jobs
+    await world.wait_for(lambda: second_id in jobs._tasks or None)
+    # Only a wait can show that something does not happen: a bound, not a measurement.
+    with contextlib.suppress(TimeoutError):
+        await world.wait_for(lambda: world.fal.counts["submit"] > 1 or None, timeout=1.0)
+    assert world.fal.counts["submit"] == 1, "sent to fal before the bot knew its servers"
+    gate.set()
+    await starting
+    second = await world.job(second_id)
+    assert second.state == "cancelled"
+    assert second.error_code == "left_server"
+    assert world.fal.counts["submit"] == 1

@@ -4,6 +4,7 @@ plain message; a job that no task owns is found by the sweep and finished."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import sqlite3
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 import bot.jobs.runner
+import bot.jobs.service
 from bot.emulator import JobScript
 from bot.store import JobState, LedgerKind
 from tests.e2e.conftest import World, embed_text, job_id_of, png
@@ -183,3 +185,31 @@ async def test_a_job_without_a_task_is_found_by_the_sweep_and_delivered(world: W
     assert len(world.posts()) == 1
     assert world.fal.counts["submit"] == 1
     assert [e.kind for e in await world.ledger()] == [LedgerKind.RESERVE, LedgerKind.SETTLE]
+
+
+async def test_a_scheduling_round_that_fails_is_tried_again_and_the_job_delivered(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert world.bot is not None
+    assert world.store is not None
+    monkeypatch.setattr(bot.jobs.service, "SCHEDULER_RETRY_S", 0.0)
+    jobs = world.bot.jobs
+    real_get = world.store.jobs.get
+    refused: list[str] = []
+
+    async def get(job_id: str) -> Any:
+        # The scheduler's look at the job it picked hits a locked database, once.
+        task = asyncio.current_task()
+        if not refused and task is not None and task.get_name() == "pika-scheduler":
+            refused.append(job_id)
+            raise sqlite3.OperationalError("database is locked")
+        return await real_get(job_id)
+
+    monkeypatch.setattr(world.store.jobs, "get", get)
+    await world.command("pika text", {"prompt": "scheduled after a locked database"})
+    post = await world.wait_for(lambda: (world.posts() or [None])[0])
+    job = await world.job(job_id_of(post))
+    assert refused == [job.id]
+    assert job.state is JobState.DELIVERED
+    assert world.fal.counts["submit"] == 1
+    assert jobs.alive

@@ -54,6 +54,9 @@ class Recorder:
     async def tell_failure(self, job: Job, reason: str) -> None:
         self.told.append((job.id, reason))
 
+    async def ready(self) -> None:
+        pass
+
 
 class RecordedSlots(FalSlots):
     """The fal slots, noting each job that gave its slot back."""

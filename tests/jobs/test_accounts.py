@@ -62,6 +62,9 @@ class SilentMessenger:
     async def tell_failure(self, job: Job, reason: str) -> None:
         return None
 
+    async def ready(self) -> None:
+        pass
+
 
 def limits(**overrides: Any) -> Limits:
     values: dict[str, Any] = {

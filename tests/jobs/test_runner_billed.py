@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import bot.jobs.sending
 from bot.emulator import Fault, JobScript
 from bot.retry import RetryPolicy
 from bot.store import Job, JobState, LedgerKind
@@ -162,3 +165,54 @@ async def test_a_job_resumed_in_completed_uses_the_video_already_on_disk(rig: Ri
     assert (rig.fal.counts["result"], rig.fal.counts["file"]) == (results, files)
     assert ended.output_path == str(on_disk)
     assert ended.output_size == on_disk.stat().st_size
+
+
+async def test_a_submit_answered_500_with_a_request_id_is_watched_by_that_id(rig: Rig) -> None:
+    # fal took the request (it has an id) but failed its answer: the run exists and may bill.
+    rig.fal.inject(Fault(kind="submit", status=500, after_accept=True, request_id_header=True))
+    job = await rig.new_job("taken, then a 500")
+    ended = await rig.run(rig.runner(), job)
+    assert rig.fal.faulted["submit"] == 1
+    assert ended.state is JobState.DELIVERED, ended.error
+    assert ended.fal_request_id is not None
+    assert rig.fal.counts["submit"] == 1
+    assert await rig.kinds(job) == [LedgerKind.RESERVE, LedgerKind.SETTLE]
+
+
+async def test_a_submit_answered_500_without_a_request_id_is_written_off(rig: Rig) -> None:
+    rig.fal.inject(Fault(kind="submit", status=500, after_accept=True))
+    job = await rig.new_job("a 500 after reading it")
+    ended = await rig.run(rig.runner(), job)
+    assert ended.state is JobState.UNKNOWN
+    assert rig.fal.counts["submit"] == 1
+    await written_off(rig, job)
+
+
+async def test_a_request_id_that_cannot_be_written_is_tried_again_then_cancelled_at_fal(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.jobs.sending, "RECORD_RETRY_S", 0.0)
+    real = rig.store.jobs.transition
+    refusals: list[str] = []
+
+    async def transition(job_id: str, to: JobState, **changes: Any) -> bool:
+        if to is JobState.SUBMITTED and len(refusals) < failures:
+            refusals.append(job_id)
+            raise sqlite3.OperationalError("database is locked")
+        return await real(job_id, to, **changes)
+
+    monkeypatch.setattr(rig.store.jobs, "transition", transition)
+    # Refused once: the second try records it, and the video is delivered.
+    failures = 1
+    job = await rig.new_job("recorded on the second try")
+    ended = await rig.run(rig.runner(), job)
+    assert ended.state is JobState.DELIVERED
+    assert rig.fal.counts["cancel"] == 0
+    # Refused every time: fal is asked to cancel the run it holds, and the job is not judged
+    # here (its task fails; Jobs ends it as a send whose outcome is unknown).
+    failures = 1 + bot.jobs.sending.RECORD_ATTEMPTS
+    job = await rig.new_job("never recorded")
+    with pytest.raises(sqlite3.OperationalError):
+        await rig.run(rig.runner(), job)
+    assert rig.fal.counts["cancel"] == 1
+    assert rig.fal.counts["submit"] == 2

@@ -156,6 +156,9 @@ class DiscordMessenger:
             whole_channel = isinstance(error, discord.NotFound) and error.code == UNKNOWN_CHANNEL
             raise ProgressGone(job.id, whole_channel=whole_channel, why=str(error)) from error
 
+    async def ready(self) -> None:
+        await self._client.wait_until_ready()
+
     async def deliver(self, job: Job, video: Path, *, resumed: bool) -> Delivered:
         if resumed:
             earlier = await self._find_delivery(job)
