@@ -5,9 +5,15 @@ finalises (issue 11 items 1, 2 and 13)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from bot.emulator import Fault, JobScript
-from bot.store import JobState, LedgerKind
+from bot.media import InputCache
+from bot.pika import AnimateRequest, InputRef, dump_request
+from bot.store import JobState, LedgerKind, NewJob
+from tests.e2e.conftest import png
 from tests.jobs.conftest import Rig
 
 PERIOD = "2026-11-21"
@@ -74,3 +80,43 @@ async def test_a_job_fal_never_finalises_after_the_deadline_cancel_ends_at_the_h
     assert await rig.store.ledger.guild_spend(1, PERIOD) == 20
     assert await rig.store.ledger.global_spend(PERIOD) == 20
     assert [words for job_id, words in rig.messenger.told if job_id == job.id]
+
+
+async def test_a_job_whose_uploads_use_up_its_deadline_is_not_sent(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = InputCache(
+        rig.config.output_dir.parent / "cache", max_bytes=10**8, max_age_seconds=3600
+    )
+    request = AnimateRequest(
+        image=InputRef(sha256=cache.put(png()), content_type="image/png"), prompt="late", seed=7
+    )
+    job = await rig.store.jobs.create(
+        NewJob(
+            mode=str(request.mode),
+            endpoint_id=request.endpoint.id,
+            request_json=dump_request(request),
+            guild_id=1,
+            channel_id=10,
+            user_id=100,
+            input_hashes=[ref.sha256 for ref in request.inputs],
+        ),
+        cost=20,
+        allowance=1000,
+        guild_budget=10_000,
+        global_budget=10_000,
+        max_unfinished=100,
+        period=PERIOD,
+        actor_id=100,
+    )
+    real_file_input = rig.client.file_input
+
+    async def slow_upload(*args: Any, **kwargs: Any) -> str:
+        rig.clock.now += 1.8  # the upload takes what the job had left of its 2 s
+        return await real_file_input(*args, **kwargs)
+
+    monkeypatch.setattr(rig.client, "file_input", slow_upload)
+    ended = await rig.run(rig.runner(deadline_seconds=2), job)
+    assert rig.fal.counts["submit"] == 0
+    assert (ended.state, ended.error_code) == (JobState.FAILED, "deadline")
+    assert await rig.kinds(job) == [LedgerKind.RESERVE, LedgerKind.REFUND]
