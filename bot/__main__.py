@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -16,6 +17,7 @@ import httpx
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.ops.logs import setup_logging
+from bot.store.backends import PostgresUrl
 from bot.store.lock import DatabaseInUse, DatabaseLock
 
 if TYPE_CHECKING:
@@ -96,9 +98,9 @@ def _invite(settings: Settings, client_id: int | None) -> int:
 
 async def _forget(settings: Settings, guild_id: int, user_id: int) -> int:
     from bot.services import build_retention
-    from bot.store import Store
+    from bot.store import open_store
 
-    async with await Store.open(settings.database) as store:
+    async with await open_store(settings) as store:
         report = await build_retention(settings, store).forget(guild_id, user_id)
     print(report.summary())
     return 0
@@ -129,12 +131,12 @@ async def _bot(settings: Settings, *, run_jobs: bool = True) -> AsyncIterator[Pi
     from bot.app import PikaBot, point_discord_at
     from bot.fal import FalClient
     from bot.services import build_services
-    from bot.store import Store
+    from bot.store import open_store
 
     _, fal_key = _secrets(settings)
     point_discord_at(settings.discord_api_url, settings.discord_gateway_url)
     async with (
-        await Store.open(settings.database) as store,
+        await open_store(settings) as store,
         httpx.AsyncClient(
             timeout=httpx.Timeout(30.0, connect=10.0),
             # Every job at fal keeps its status stream open: room for all of them plus
@@ -162,9 +164,14 @@ async def _run(settings: Settings) -> int:
     return 0
 
 
-def _database_lock(database: Path) -> AbstractContextManager[object]:
-    """The exclusive lock on an SQLite file; an in-memory database is private anyway."""
-    if str(database) == ":memory:":
+def _database_lock(database: Path | PostgresUrl) -> AbstractContextManager[object]:
+    """The exclusive lock on an SQLite file; an in-memory database is private anyway.
+
+    PostgreSQL has no file to lock: its reservations are safe from several processes (row
+    locks, in the store), but two bots resuming the same unfinished jobs is not yet kept
+    apart there (that needs claims with leases on the jobs table), so run one per database.
+    """
+    if isinstance(database, PostgresUrl) or str(database) == ":memory:":
         return nullcontext()
     return DatabaseLock.acquire(database)
 
@@ -185,6 +192,14 @@ async def _fal_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _database_secrets(settings: Settings) -> list[str]:
+    """The PostgreSQL password, from the URL or PGPASSWORD, for the logs to redact."""
+    if not isinstance(settings.database, PostgresUrl):
+        return []
+    url = settings.database
+    return [s for s in (url.get_secret_value(), url.password, os.environ.get("PGPASSWORD")) if s]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(level=logging.INFO)
@@ -202,9 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.log_level,
             fmt=settings.log_format,
             secrets=[
-                secret.get_secret_value()
-                for secret in (settings.discord_token, settings.fal_key)
-                if secret is not None
+                *(
+                    secret.get_secret_value()
+                    for secret in (settings.discord_token, settings.fal_key)
+                    if secret is not None
+                ),
+                *_database_secrets(settings),
             ],
         )
         if args.command == "check":

@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from bot.pika.prices import PriceList
+from bot.store.backends import DEFAULT_POOL_SIZE, PostgresUrl, database_location
 
 ENV_PREFIX = "PIKABOT_"
 CONFIG_ENV = "PIKABOT_CONFIG"
@@ -46,8 +47,11 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN")
     fal_key: SecretStr | None = Field(default=None, validation_alias="FAL_KEY")
 
-    # Storage.
-    database: Path = Path("data/pikabot.sqlite3")
+    # Storage: an SQLite file (a path or sqlite:///path) or a postgresql:// URL, whose password
+    # (or PGPASSWORD's) is never shown; PostgreSQL is reached through a pool of this many
+    # connections per process.
+    database: Path | PostgresUrl = Path("data/pikabot.sqlite3")
+    database_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1, le=1000)
     data_dir: Path = Path("data")
 
     # fal.
@@ -132,6 +136,11 @@ class Settings(BaseSettings):
         if value.startswith("http://") and urlsplit(value).hostname in LOOPBACK_HOSTS:
             return value
         raise ValueError("must be a public https:// URL fal can reach")
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value: object) -> object:
+        return database_location(value) if isinstance(value, str | Path) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

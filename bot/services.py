@@ -22,7 +22,7 @@ from bot.jobs.runner import RunnerConfig, download_rules
 from bot.media import DEFAULT_LIMITS, InputCache
 from bot.media import Limits as MediaLimits
 from bot.ops.metrics import Metrics
-from bot.store import Store
+from bot.store import StoreBackend
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class Services:
     """Everything the bot runs on except Discord itself."""
 
     settings: Settings
-    store: Store
+    store: StoreBackend
     fal: FalClient
     http: httpx.AsyncClient
     clock: Callable[[], float]
@@ -62,7 +62,7 @@ class Services:
 def build_services(
     settings: Settings,
     *,
-    store: Store,
+    store: StoreBackend,
     fal: FalClient,
     http: httpx.AsyncClient,
     clock: Callable[[], float] = time.time,
@@ -105,7 +105,7 @@ def input_cache(settings: Settings, *, clock: Callable[[], float] = time.time) -
 
 def build_retention(
     settings: Settings,
-    store: Store,
+    store: StoreBackend,
     *,
     cache: InputCache | None = None,
     metrics: Metrics | None = None,

@@ -35,7 +35,7 @@ from bot.store import (
     MemberSpend,
     QuotaLimits,
     QuotaTotals,
-    Store,
+    StoreBackend,
     allowance_period,
     check_reservation,
     next_reset,
@@ -100,7 +100,7 @@ class Accounts:
     rules go to `store.rules` directly; every change is audited by the store."""
 
     def __init__(
-        self, *, store: Store, limits: Limits, clock: Callable[[], float] = time.time
+        self, *, store: StoreBackend, limits: Limits, clock: Callable[[], float] = time.time
     ) -> None:
         self.store = store
         self.limits = limits

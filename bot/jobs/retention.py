@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bot.media import InputCache, fitted_path
 from bot.ops.metrics import Metrics
-from bot.store import ForgottenMember, Store
+from bot.store import ForgottenMember, StoreBackend
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class Retention:
     def __init__(
         self,
         *,
-        store: Store,
+        store: StoreBackend,
         cache: InputCache,
         output_dir: Path,
         videos_max_age_seconds: float,

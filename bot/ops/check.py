@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import discord
@@ -30,7 +31,8 @@ from bot.fal import (
 )
 from bot.ops.permissions import NEEDED
 from bot.pika import ENDPOINTS, price_table
-from bot.store import Store, StoreError
+from bot.store import PostgresUrl, Store, StoreError, bundled_migrations
+from bot.store.backends import backend_name, shown
 
 # The invite asks for, and `check` wants in every server, what the bot needs in any channel.
 BOT_PERMISSIONS = NEEDED
@@ -87,16 +89,60 @@ def _secret(value: Any) -> str | None:
 
 
 async def check_database(settings: Settings, report: Report) -> bool:
-    """Open the database, applying pending migrations, as `run` would."""
+    """Open the database, applying pending migrations, as `run` would; say which backend it is,
+    its version, and whether its migrations are current."""
+    where = f"database: {backend_name(settings.database)} {shown(settings.database)}"
     try:
-        async with await Store.open(settings.database) as store:
-            version = await store.meta.schema_version()
-    except (StoreError, OSError, sqlite3.Error) as error:
-        report.line(f"database: {settings.database}")
+        if isinstance(settings.database, PostgresUrl):
+            state = await _postgres_state(settings.database)
+        else:
+            state = await _sqlite_state(settings.database)
+    except _database_errors(settings) as error:
+        report.line(where)
         report.fail(f"the database cannot be opened: {error}")
         return False
-    report.line(f"database: {settings.database} (schema version {version}, migrations applied)")
+    server, version, newest = state
+    if version < newest:
+        report.line(f"{where} ({server}, schema version {version})")
+        report.fail(f"the database's migrations are not current: {version} of {newest} applied")
+        return False
+    report.line(f"{where} ({server}, schema version {version}, migrations current)")
     return True
+
+
+async def _sqlite_state(path: Path) -> tuple[str, int, int]:
+    """SQLite's library version, the schema version after opening, the newest bundled one."""
+    async with await Store.open(path) as store:
+        version = await store.meta.schema_version()
+    # aiosqlite runs the standard library's sqlite3, so this is the library the bot uses.
+    return f"SQLite {sqlite3.sqlite_version}", version, bundled_migrations()[-1].version
+
+
+async def _postgres_state(url: PostgresUrl) -> tuple[str, int, int]:
+    """The server's version, the schema version after opening, the newest bundled one."""
+    from bot.store.postgres import schema
+    from bot.store.postgres.db import PgDatabase
+
+    # One connection: the check asks three questions, one after another.
+    db = await PgDatabase.open(url.get_secret_value(), min_size=1, max_size=1)
+    try:
+        server = await db.server_version()
+        version = await db.schema_version()
+    finally:
+        await db.close()
+    return f"PostgreSQL {server}", version, schema.bundled_migrations()[-1].version
+
+
+def _database_errors(settings: Settings) -> tuple[type[Exception], ...]:
+    """What opening the configured database raises when it cannot be used."""
+    errors: tuple[type[Exception], ...] = (StoreError, OSError, sqlite3.Error)
+    if isinstance(settings.database, PostgresUrl):
+        import asyncpg
+
+        # InterfaceError: the client's side (a malformed DSN among them); PostgresError: the
+        # server's (a refused password, a missing database, a failed migration).
+        errors = (*errors, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError)
+    return errors
 
 
 async def check_fal(

@@ -33,7 +33,7 @@ from bot.sandbox.transcript import (
     readable,
 )
 from bot.services import build_services
-from bot.store import Job, JobState, Store
+from bot.store import Job, JobState, open_store
 
 _FOOTER = re.compile(r"job ([a-z2-7]{8})")
 # A click may answer privately before its job's reply appears; wait this long for the job.
@@ -512,7 +512,7 @@ async def run_sandbox(
             )
             with fake.patch_discord_py():
                 async with (
-                    await Store.open(settings.database) as store,
+                    await open_store(settings) as store,
                     httpx.AsyncClient(timeout=30) as http,
                     FalClient(fal.base_url, fal.base_url, fal_key, http=http) as fal_client,
                 ):

@@ -1,5 +1,6 @@
 """Persistence for the bot: jobs, the credit ledger, servers' rules, audit and meta, behind the
-Protocols of bot/store/api.py (SQLite through aiosqlite today)."""
+Protocols of bot/store/api.py: SQLite through aiosqlite, or PostgreSQL through asyncpg
+(bot/store/postgres), whichever `open_store` finds named."""
 
 from bot.store.api import (
     AuditStore,
@@ -10,6 +11,7 @@ from bot.store.api import (
     StoreBackend,
 )
 from bot.store.audit import AuditEntry
+from bot.store.backends import PostgresUrl, database_location, open_store
 from bot.store.errors import (
     AllowanceExceeded,
     DatabaseTooNew,
@@ -86,6 +88,7 @@ __all__ = [
     "MigrationError",
     "MigrationFailed",
     "NewJob",
+    "PostgresUrl",
     "QuotaExceeded",
     "QuotaLimits",
     "QuotaReason",
@@ -100,6 +103,8 @@ __all__ = [
     "blocklist_entry",
     "bundled_migrations",
     "check_reservation",
+    "database_location",
     "new_job_id",
     "next_reset",
+    "open_store",
 ]
