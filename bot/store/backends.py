@@ -66,7 +66,7 @@ def database_location(value: str | Path) -> Path | PostgresUrl:
 
 
 def backend_name(location: Path | PostgresUrl) -> str:
-    """ "sqlite" or "postgresql", as `check` reports it."""
+    """Which backend it is, as `check` reports it: "sqlite" or "postgresql"."""
     return "postgresql" if isinstance(location, PostgresUrl) else "sqlite"
 
 
