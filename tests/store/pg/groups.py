@@ -1,5 +1,6 @@
-"""The PostgreSQL table groups of rules, audit and meta on one test database, opened like a store:
-`groups.rules`, `groups.audit`, `groups.meta` (and `groups.ledger` for an admin's grant)."""
+"""The PostgreSQL table groups of rules, audit and meta on one test database (`groups.rules`,
+`groups.audit`, `groups.meta`), and jobs and grants written in plain SQL, so that these groups
+are tested without the jobs and ledger groups."""
 
 from __future__ import annotations
 
@@ -24,11 +25,6 @@ class PgGroups:
         self.rules = PgRules(db)
         self.audit = PgAudit(db)
         self.meta = PgMeta(db)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

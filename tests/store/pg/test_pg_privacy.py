@@ -13,9 +13,9 @@ import pytest
 from bot.store.postgres.db import PgDatabase
 from tests.store.factories import PERIOD, T0, FakeClock
 
-from .groups import PgGroups, add_job, clock, grant, groups
+from .groups import PgGroups, add_job, grant, groups
 
-__all__ = ["clock", "groups"]
+__all__ = ["groups"]
 
 GUILD, OTHER_GUILD = 1, 2
 MEMBER, NEIGHBOUR, ADMIN = 100, 200, 300

@@ -1,5 +1,7 @@
-"""PostgreSQL's rules, audit and meta groups: the SQLite store's settings tests run on them
-unchanged, then the glance (one statement, the same answers as the separate reads)."""
+"""PostgreSQL's rules, audit and meta groups beyond the store suite they share with SQLite
+(tests/store/test_store_settings.py runs on both): the audit's jsonb read back as SQLite's
+text, a change and its audit entry in one transaction, concurrent admins, and the glance (one
+statement, the same answers as the separate reads)."""
 
 from __future__ import annotations
 
@@ -11,46 +13,13 @@ import pytest
 from bot.store.ledger import DayTotals
 from bot.store.postgres.db import PgDatabase
 from bot.store.rules import Glance
-from tests.store import test_store_settings
 from tests.store.factories import PERIOD, FakeClock
 
-from .groups import PgGroups, add_job, clock, grant, groups
+from .groups import PgGroups, add_job, grant, groups
 
-__all__ = ["clock", "groups"]
-
-# The SQLite store's own tests, collected here with `store` bound to the PostgreSQL groups.
-# Each needs only rules, audit and meta, except the audit order's, which grants through the
-# ledger: it is re-stated below with the grant's audit entry written directly.
-_SHARED = [
-    name
-    for name in dir(test_store_settings)
-    if name.startswith("test_") and name != "test_admin_actions_are_audited_newest_first"
-]
-for _name in _SHARED:
-    globals()[_name] = getattr(test_store_settings, _name)
-
-
-@pytest.fixture
-def store(groups: PgGroups) -> PgGroups:
-    return groups
-
+__all__ = ["groups"]
 
 GUILD, ADMIN = 1, 7
-
-
-async def test_admin_actions_are_audited_newest_first(groups: PgGroups) -> None:
-    await groups.rules.set_role_limit(GUILD, 12, 300, actor_id=ADMIN)
-    await groups.rules.block_member(GUILD, 100, actor_id=ADMIN, reason="spam")
-    await groups.audit.add(GUILD, ADMIN, "grant", {"user_id": 101, "amount": 25})
-    await groups.rules.set_daily_budget(2, 10, actor_id=ADMIN)  # another server's
-    log = await groups.audit.log(GUILD)
-    assert [(e.action, e.actor_id) for e in log] == [
-        ("grant", ADMIN),
-        ("block", ADMIN),
-        ("limit.role", ADMIN),
-    ]
-    assert log[1].details == {"user_id": 100, "reason": "spam"}
-    assert [e.action for e in await groups.audit.log(GUILD, limit=1)] == ["grant"]
 
 
 async def test_audit_details_read_back_as_the_sqlite_store_writes_them(groups: PgGroups) -> None:
