@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from bot.store.jobs import TERMINAL_STATES
+from bot.store.privacy import inputs_still_used
 
 # A constant SQL fragment built from the state enum (no user input ever reaches it).
 _TERMINAL_SQL = ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES))
@@ -60,15 +61,7 @@ async def expire_jobs(db: aiosqlite.Connection, now: int, finished_before: int) 
         f"WHERE {_EXPIRED_SQL}",
         (now, finished_before),
     )
-    still_used: set[str] = set()
-    if hashes:
-        marks = ", ".join("?" for _ in hashes)
-        async with db.execute(
-            "SELECT DISTINCT used.value FROM jobs, json_each(jobs.input_hashes) AS used "  # noqa: S608
-            f"WHERE used.value IN ({marks})",
-            tuple(sorted(hashes)),
-        ) as cursor:
-            still_used = {str(r[0]) for r in await cursor.fetchall()}
+    still_used = await inputs_still_used(db, hashes)
     return ExpiredJobs(
         jobs=max(0, updated.rowcount),
         output_paths=outputs,

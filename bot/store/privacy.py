@@ -84,15 +84,7 @@ async def forget_member(
         row = await cursor.fetchone()
     unfinished = int(row[0]) if row is not None else 0
 
-    still_used: set[str] = set()
-    if hashes:
-        marks = ", ".join("?" for _ in hashes)
-        async with db.execute(
-            "SELECT DISTINCT used.value FROM jobs, json_each(jobs.input_hashes) AS used "  # noqa: S608
-            f"WHERE used.value IN ({marks})",
-            tuple(sorted(hashes)),
-        ) as cursor:
-            still_used = {str(r[0]) for r in await cursor.fetchall()}
+    still_used = await inputs_still_used(db, hashes)
     return ForgottenMember(
         guild_id=guild_id,
         user_id=user_id,
@@ -103,3 +95,16 @@ async def forget_member(
         audit_rows=max(0, audit.rowcount),
         unfinished=unfinished,
     )
+
+
+async def inputs_still_used(db: aiosqlite.Connection, hashes: set[str]) -> set[str]:
+    """Which of these cached inputs some job still names (the others can be deleted)."""
+    if not hashes:
+        return set()
+    marks = ", ".join("?" for _ in hashes)
+    async with db.execute(
+        "SELECT DISTINCT used.value FROM jobs, json_each(jobs.input_hashes) AS used "  # noqa: S608
+        f"WHERE used.value IN ({marks})",
+        tuple(sorted(hashes)),
+    ) as cursor:
+        return {str(r[0]) for r in await cursor.fetchall()}
