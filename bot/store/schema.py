@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -69,6 +70,18 @@ def bundled_migrations() -> list[Migration]:
     return found
 
 
+def check_applied(applied: Mapping[int, tuple[str, str]], migrations: Sequence[Migration]) -> None:
+    """Refuse a database newer than this bot, or one whose applied migration was edited since
+    (any backend: `applied` maps each recorded version to its name and checksum)."""
+    known = {m.version: m for m in migrations}
+    newest_known = max(known, default=0)
+    if applied and max(applied) > newest_known:
+        raise DatabaseTooNew(max(applied), newest_known)
+    for version, (name, checksum) in applied.items():
+        if version in known and known[version].checksum != checksum:
+            raise MigrationEdited(version, name)
+
+
 async def apply_migrations(
     db: aiosqlite.Connection, migrations: list[Migration], now: int
 ) -> list[int]:
@@ -80,13 +93,7 @@ async def apply_migrations(
     """
     await db.execute(_BOOTSTRAP)
     applied = await _applied(db)
-    known = {m.version: m for m in migrations}
-    newest_known = max(known, default=0)
-    if applied and max(applied) > newest_known:
-        raise DatabaseTooNew(max(applied), newest_known)
-    for version, (name, checksum) in applied.items():
-        if version in known and known[version].checksum != checksum:
-            raise MigrationEdited(version, name)
+    check_applied(applied, migrations)
 
     done: list[int] = []
     for migration in migrations:

@@ -15,8 +15,8 @@ from importlib import resources
 
 import asyncpg
 
-from bot.store.errors import DatabaseTooNew, MigrationEdited, MigrationFailed
-from bot.store.schema import Migration
+from bot.store.errors import MigrationFailed
+from bot.store.schema import Migration, check_applied
 
 _FILENAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -66,13 +66,7 @@ async def apply_migrations(
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         await conn.execute(_BOOTSTRAP)
     applied = await _applied(conn)
-    known = {m.version: m for m in migrations}
-    newest_known = max(known, default=0)
-    if applied and max(applied) > newest_known:
-        raise DatabaseTooNew(max(applied), newest_known)
-    for version, (name, checksum) in applied.items():
-        if version in known and known[version].checksum != checksum:
-            raise MigrationEdited(version, name)
+    check_applied(applied, migrations)
 
     done: list[int] = []
     for migration in sorted(migrations, key=lambda m: m.version):
