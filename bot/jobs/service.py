@@ -442,13 +442,14 @@ class Jobs(Recovery):
                 self._side_task(self._runner.tell(job, reasons.LEFT_SERVER.words))
         log.info("removed from guild %s: %d waiting jobs cancelled and refunded", guild_id, ended)
 
-    async def _end_queued(self, job: Job, reason: Reason) -> bool:
+    async def _end_queued(self, job: Job, reason: Reason, *, actor_id: int = 0) -> bool:
         """Cancel a job not yet sent to fal, refunded; False if it was no longer waiting."""
         moved = await self.store.jobs.finish(
             job.id,
             JobState.CANCELLED,
             expected={JobState.QUEUED},
             outcome=LedgerKind.REFUND,
+            actor_id=actor_id,
             note=reason.code,
             error=reason.words,
             error_code=reason.code,
@@ -489,20 +490,7 @@ class Jobs(Recovery):
         if job is None or job.terminal:
             return CancelResult.ALREADY_ENDED
         if job.state is JobState.QUEUED:
-            moved = await self.store.jobs.finish(
-                job.id,
-                JobState.CANCELLED,
-                expected={JobState.QUEUED},
-                outcome=LedgerKind.REFUND,
-                actor_id=actor_id,
-                note=reasons.CANCELLED.code,
-                error=reasons.CANCELLED.words,
-                error_code=reasons.CANCELLED.code,
-            )
-            if moved:
-                self.metrics.job_ended(job.mode, JobState.CANCELLED)
-                self._queue.remove(job.id)
-                self.board.forget(job.id)
+            if await self._end_queued(job, reasons.CANCELLED, actor_id=actor_id):
                 # The public reply still says "waiting": say it was cancelled, without holding
                 # up the answer to whoever clicked (Discord gives that 3 seconds).
                 if job.id in self._tasks:
