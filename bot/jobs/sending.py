@@ -116,15 +116,7 @@ class Sending:
                     job.endpoint_id, body, webhook_url=self._config.webhook_url
                 )
         except FalSubmissionUnknown as error:
-            # fal may have the job, run it and bill it: the member is refunded, the budgets
-            # keep counting it.
-            await self._fail(
-                job,
-                reasons.reason_for(error),
-                {JobState.SUBMITTING},
-                JobState.UNKNOWN,
-                outcome=LedgerKind.WRITE_OFF,
-            )
+            await self._maybe_at_fal(job, error)
             return
         except FalError as error:
             if isinstance(error, FalNotFound) and error.what == "endpoint":
@@ -146,17 +138,22 @@ class Sending:
                     return
                 if error.status not in GATEWAY_REFUSALS:
                     # fal's own error after reading the request: it may exist there.
-                    await self._fail(
-                        job,
-                        reasons.reason_for(error),
-                        {JobState.SUBMITTING},
-                        JobState.UNKNOWN,
-                        outcome=LedgerKind.WRITE_OFF,
-                    )
+                    await self._maybe_at_fal(job, error)
                     return
             await self._fail(job, reasons.reason_for(error), {JobState.SUBMITTING})
             return
         await self._submitted(job, handle)
+
+    async def _maybe_at_fal(self, job: Job, error: FalError) -> None:
+        """A send whose outcome is unknown: fal may have the job, run it and bill it. It ends
+        `unknown`; the member is refunded, the budgets keep counting it (never resent)."""
+        await self._fail(
+            job,
+            reasons.reason_for(error),
+            {JobState.SUBMITTING},
+            JobState.UNKNOWN,
+            outcome=LedgerKind.WRITE_OFF,
+        )
 
     async def _submitted(self, job: Job, handle: RequestHandle) -> None:
         """Record fal's request id. It is logged first, so the operator can find the run at fal

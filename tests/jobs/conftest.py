@@ -20,7 +20,7 @@ from bot.jobs.queue import FairQueue
 from bot.jobs.runner import JobRunner, RunnerConfig, download_rules
 from bot.jobs.slots import FalSlots
 from bot.media import InputCache
-from bot.pika import TextRequest, dump_request
+from bot.pika import PikaRequest, TextRequest, dump_request
 from bot.store import DeliveryPath, Job, LedgerKind, NewJob, Store
 from tests.secrets import E2E
 
@@ -96,8 +96,10 @@ class Rig:
             clock=self.clock,
         )
 
-    async def new_job(self, prompt: str, cost: int = 20) -> Job:
-        request = TextRequest(prompt=prompt, seed=7)
+    async def new_job(
+        self, prompt: str, cost: int = 20, *, request: PikaRequest | None = None
+    ) -> Job:
+        request = request or TextRequest(prompt=prompt, seed=7)
         return await self.store.jobs.create(
             NewJob(
                 mode=str(request.mode),
@@ -106,7 +108,7 @@ class Rig:
                 guild_id=1,
                 channel_id=10,
                 user_id=100,
-                input_hashes=(),
+                input_hashes=[ref.sha256 for ref in request.inputs],
             ),
             cost=cost,
             allowance=1000,

@@ -11,8 +11,8 @@ import pytest
 
 from bot.emulator import Fault, JobScript
 from bot.media import InputCache
-from bot.pika import AnimateRequest, InputRef, dump_request
-from bot.store import JobState, LedgerKind, NewJob
+from bot.pika import AnimateRequest, InputRef
+from bot.store import JobState, LedgerKind
 from tests.e2e.conftest import png
 from tests.jobs.conftest import Rig
 
@@ -91,24 +91,7 @@ async def test_a_job_whose_uploads_use_up_its_deadline_is_not_sent(
     request = AnimateRequest(
         image=InputRef(sha256=cache.put(png()), content_type="image/png"), prompt="late", seed=7
     )
-    job = await rig.store.jobs.create(
-        NewJob(
-            mode=str(request.mode),
-            endpoint_id=request.endpoint.id,
-            request_json=dump_request(request),
-            guild_id=1,
-            channel_id=10,
-            user_id=100,
-            input_hashes=[ref.sha256 for ref in request.inputs],
-        ),
-        cost=20,
-        allowance=1000,
-        guild_budget=10_000,
-        global_budget=10_000,
-        max_unfinished=100,
-        period=PERIOD,
-        actor_id=100,
-    )
+    job = await rig.new_job("late", request=request)
     real_file_input = rig.client.file_input
 
     async def slow_upload(*args: Any, **kwargs: Any) -> str:
