@@ -217,12 +217,18 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{name}: {message} (got {shown!r})"
 
 
+# Variables the test suite reads (tests/postgres.py, tests/e2e/conftest.py); not settings.
+TEST_ENV_PREFIX = "PIKABOT_TEST_"
+
+
 def _unknown_env(environ: Mapping[str, str]) -> list[str]:
     known = {name.upper() for name in Settings.model_fields}
     problems = []
     for variable in environ:
         if not variable.startswith(ENV_PREFIX) or variable == CONFIG_ENV:
             continue
+        if variable.startswith(TEST_ENV_PREFIX):
+            continue  # the test suite's own (e.g. PIKABOT_TEST_POSTGRES), never the bot's
         field = variable.removeprefix(ENV_PREFIX).split("__", 1)[0]
         if field not in known:
             problems.append(f"{variable}: is not a known setting (check its spelling)")

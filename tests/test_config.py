@@ -88,6 +88,15 @@ def test_a_misspelt_variable_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> No
         load_settings()
 
 
+def test_the_test_suites_own_variables_are_not_taken_for_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The tests find PostgreSQL through PIKABOT_TEST_POSTGRES; the bot must still start.
+    monkeypatch.setenv("PIKABOT_TEST_POSTGRES", "postgresql://tests@127.0.0.1:5432/pikabot")
+    monkeypatch.setenv("PIKABOT_TEST_E2E_BACKEND", "postgresql")
+    assert load_settings().fal_concurrency >= 1
+
+
 def test_toml_file_is_read_and_the_environment_wins(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
