@@ -23,11 +23,13 @@ from bot.fal import FalClient, FalTimeouts, RetryPolicy
 from bot.sandbox.fakediscord import FakeDiscord, MovableClock
 from bot.sandbox.fakediscord.records import FakeInteraction, StoredMessage
 from bot.services import build_services
-from bot.store import Job, LedgerEntry, Store
+from bot.store import Job, LedgerEntry, StoreBackend, open_store
 from tests.fakediscord.openapi import discord_body_check
+from tests.postgres import PostgresServer, postgres_server, pytest_runtest_makereport
 from tests.secrets import E2E
 
 DISCORD_TOKEN, FAL_KEY = E2E
+__all__ = ["postgres_server", "pytest_runtest_makereport"]
 
 T = TypeVar("T")
 
@@ -130,8 +132,10 @@ class World:
     fal_retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(max_attempts=4, base_delay=0.05, max_delay=0.2)
     )
+    # None: SQLite in the test's folder; else a PostgreSQL URL (see the world fixture).
+    database_url: str | None = None
     bot: PikaBot | None = None
-    store: Store | None = None
+    store: StoreBackend | None = None
     _runner: asyncio.Task[None] | None = None
     _http: httpx.AsyncClient | None = None
     _fal_client: FalClient | None = None
@@ -142,7 +146,7 @@ class World:
         return load_settings(
             discord_token=DISCORD_TOKEN,
             fal_key=FAL_KEY,
-            database=self.tmp / "pikabot.sqlite3",
+            database=self.database_url or self.tmp / "pikabot.sqlite3",
             data_dir=self.tmp / "data",
             fal_queue_url=self.fal.base_url,
             fal_rest_url=self.fal.base_url,
@@ -158,7 +162,7 @@ class World:
     async def start(self) -> PikaBot:
         """Start (or restart) the bot on the same database and data folder."""
         settings = self.settings
-        self.store = await Store.open(settings.database, clock=self.epoch)
+        self.store = await open_store(settings, clock=self.epoch)
         self._http = httpx.AsyncClient(timeout=10)
         self._fal_client = FalClient(
             settings.fal_queue_url,
@@ -296,8 +300,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    """The real bot against the fakes, once on SQLite and once on a real PostgreSQL (a fresh
+    database each; where no PostgreSQL can be had that run skips, and in CI fails)."""
     marker = request.node.get_closest_marker("world")
     overrides: dict[str, Any] = dict(marker.kwargs) if marker else {}
     clock = MovableClock()
@@ -308,9 +314,15 @@ async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
         fal.submissions = _Submissions()
         with fake.patch_discord_py(share_clock=True):
             world = World(fake=fake, fal=fal, tmp=tmp_path, clock=clock, overrides=overrides)
+            server: PostgresServer | None = None
+            if request.param == "postgresql":
+                server = request.getfixturevalue("postgres_server")
+                world.database_url = await server.create_database()
             await world.start()
             try:
                 yield world
             finally:
                 await world.stop()
+                if server is not None and world.database_url is not None:
+                    await server.drop_database(world.database_url)
     fake.assert_valid()

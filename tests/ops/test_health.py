@@ -16,6 +16,7 @@ from bot.fal import FalAuthError
 from bot.ops.health import HealthServer
 from bot.ops.metrics import CONTENT_TYPE, Metrics
 from tests.e2e.conftest import World, job_id_of
+from tests.e2e.conftest import postgres_server as postgres_server  # world needs it
 from tests.e2e.conftest import world as world  # the end-to-end fixture, used here too
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import world
+from tests.e2e.conftest import postgres_server, world
 
-__all__ = ["world"]
+__all__ = ["postgres_server", "world"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
