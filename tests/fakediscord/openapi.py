@@ -11,6 +11,7 @@ discord.py sends placeholder attachment ids as the integer 0 (a multipart upload
 
 from __future__ import annotations
 
+import configparser
 import copy
 import functools
 import json
@@ -36,13 +37,29 @@ class SpecNotFoundError(FileNotFoundError):
     """Validation was asked for but no openapi.json was found."""
 
 
+def origin_candidate(repo: Path = _REPO_ROOT) -> Path | None:
+    """The same file beside the checkout this one was cloned from, when that is a folder on
+    this machine (a fresh `git clone . /tmp/fresh` has no shared folder beside it)."""
+    config = repo / ".git" / "config"
+    try:
+        parser = configparser.ConfigParser(strict=False)
+        parser.read(config, encoding="utf-8")
+        url = parser.get('remote "origin"', "url", fallback="")
+    except (OSError, configparser.Error):
+        return None
+    if not url or "://" in url or ":" in url.split("/", 1)[0]:
+        return None  # a remote repository, not a folder here
+    origin = (repo / url).resolve()
+    return origin.parent / "shared" / "vendor" / "discord-api-spec" / "openapi.json"
+
+
 def find_spec() -> Path | None:
     """The file named by $DISCORD_OPENAPI_SPEC, else the first known location that exists."""
     configured = os.environ.get(SPEC_ENV)
     if configured:
         return Path(configured)
-    for candidate in SPEC_CANDIDATES:
-        if candidate.is_file():
+    for candidate in (*SPEC_CANDIDATES, origin_candidate()):
+        if candidate is not None and candidate.is_file():
             return candidate
     return None
 
