@@ -4,7 +4,7 @@ has started are delivered by DM, or refunded when nobody would take the video.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from typing import Any
 
 import pytest
 
@@ -130,10 +130,9 @@ async def test_a_waiting_job_is_not_sent_before_the_guilds_arrive_after_a_restar
     await world.fal.advance(request_id)
     assert world.bot is not None
     jobs = world.bot.jobs
-    await world.wait_for(lambda: second_id in jobs._tasks or None)
-    # Only a wait can show that something does not happen: a bound, not a measurement.
-    with contextlib.suppress(TimeoutError):
-        await world.wait_for(lambda: world.fal.counts["submit"] > 1 or None, timeout=1.0)
+    task = await world.wait_for(lambda: jobs._tasks.get(second_id))
+    # Its task waits for the guilds (the messenger's ready) before anything else.
+    await world.wait_for(lambda: waiting_in(task, "ready") or None)
     assert world.fal.counts["submit"] == 1, "sent to fal before the bot knew its servers"
     gate.set()
     await starting
@@ -141,3 +140,14 @@ async def test_a_waiting_job_is_not_sent_before_the_guilds_arrive_after_a_restar
     assert second.state == "cancelled"
     assert second.error_code == "left_server"
     assert world.fal.counts["submit"] == 1
+
+
+def waiting_in(task: asyncio.Task[None], function: str) -> bool:
+    """Whether the task is suspended inside a call of `function` (its chain of awaits says so)."""
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        code = getattr(awaited, "cr_code", None)
+        if code is not None and code.co_name == function:
+            return True
+        awaited = getattr(awaited, "cr_await", None)
+    return False
